@@ -1,0 +1,76 @@
+"""One evaluator for every LM type: sums first, ratios derived.
+
+A model plugs in through `Scorer`: given text segments (each a run of whole lines, each
+line ending in "\\n"), it returns the summed natural-log NLL of every segment, scored from a
+fresh state, with the number of tokens in its own units and how many of them were `<unk>`.
+
+The evaluator fixes what a token may condition on: the text is cut into segments of
+`segment_lines` lines, taken from the raw text itself, and each segment is scored
+independently. So the score depends on the text and the model only, not on the batch size,
+the bptt window or padding (the scorer's batching is free, the context is not).
+
+Character and word counts come from the raw text, never from a tokenizer (nanochat's
+evaluate_bpb idea): `n_chars` counts every character, newlines included; `n_words` counts
+whitespace-separated words plus one end-of-line per line, the unit of word-level perplexity.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Protocol
+
+from pipeline.tokenizers.base import split_lines
+
+
+@dataclass(frozen=True)
+class Score:
+    """Sums over a set of segments; `+` merges two scores."""
+
+    nll_nats: float
+    n_tokens: int
+    n_oov: int  # tokens scored as <unk> (mass the model does not spend on the real string)
+
+    def __add__(self, other: "Score") -> "Score":
+        return Score(
+            self.nll_nats + other.nll_nats, self.n_tokens + other.n_tokens, self.n_oov + other.n_oov
+        )
+
+
+class Scorer(Protocol):
+    # True when the model gives every string a probability (char with full coverage,
+    # subword, hybrid); False for closed vocabularies (word, ngram) whose <unk> swallows mass.
+    open_vocab: bool
+
+    def score(self, segments: list[str]) -> Score: ...
+
+
+def segments(text: str, segment_lines: int) -> list[str]:
+    lines = split_lines(text)
+    return ["".join(lines[i : i + segment_lines]) for i in range(0, len(lines), segment_lines)]
+
+
+def count_words(text: str) -> int:
+    lines = split_lines(text)
+    return sum(len(line.split()) for line in lines) + len(lines)
+
+
+def evaluate(scorer: Scorer, text: str, segment_lines: int) -> dict:
+    """Score `text` and return the sums and the derived metrics (see DESIGN.md)."""
+    s = scorer.score(segments(text, segment_lines))
+    n_chars, n_words = len(text), count_words(text)
+    nll = s.nll_nats
+    finite = math.isfinite(nll)
+    return {
+        "nll_nats": nll,
+        "n_tokens": s.n_tokens,
+        "n_chars": n_chars,
+        "n_words": n_words,
+        "n_oov": s.n_oov,
+        "token_ppl": math.exp(min(nll / s.n_tokens, 700)) if finite and s.n_tokens else float("inf"),
+        "bits_per_char": nll / (math.log(2) * n_chars) if n_chars else float("nan"),
+        "nats_per_char": nll / n_chars if n_chars else float("nan"),
+        "word_ppl": math.exp(min(nll / n_words, 700)) if finite and n_words else float("inf"),
+        "oov_rate": s.n_oov / s.n_tokens if s.n_tokens else 0.0,
+        "open_vocab": bool(scorer.open_vocab and s.n_oov == 0),
+    }

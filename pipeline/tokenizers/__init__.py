@@ -1,0 +1,53 @@
+"""Tokenizers for the four neural LM types; see base.py for the shared conventions."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline.tokenizers.base import EOS, UNK, Tokenizer, load_tokenizer, smallest_uint
+from pipeline.tokenizers.char import CharTokenizer
+from pipeline.tokenizers.hybrid import HybridTokenizer
+from pipeline.tokenizers.subword import SubwordTokenizer
+from pipeline.tokenizers.word import WordTokenizer
+
+KINDS: dict[str, type[Tokenizer]] = {
+    "char": CharTokenizer,
+    "word": WordTokenizer,
+    "hybrid": HybridTokenizer,
+    "subword": SubwordTokenizer,
+}
+
+
+def train_tokenizer(kind: str, text: str, cfg) -> Tokenizer:
+    """Fit tokenizer `kind` on train text with its section of params.tokenizers."""
+    return KINDS[kind].train(text, cfg)
+
+
+
+
+def tokenize_splits(kind: str, texts: dict[str, str], cfg) -> tuple[Tokenizer, dict[str, np.ndarray], dict]:
+    """Fit on texts["train"], encode every split; ids in the smallest dtype, plus stats."""
+    tok = train_tokenizer(kind, texts["train"], cfg)
+    full = {split: tok.encode(text) for split, text in texts.items()}
+    dtype = smallest_uint(tok.vocab_size if kind != "hybrid" else tok.n_words + len(tok.alphabet))
+    ids = {split: a.astype(dtype) for split, a in full.items()}
+    stats: dict = {"kind": kind, "vocab_size": tok.vocab_size, "dtype": dtype.name, "splits": {}}
+    for split, a in full.items():
+        m = tok.model_ids(a)
+        s = {
+            "tokens": int(len(m)),
+            "chars": len(texts[split]),
+            "tokens_per_char": len(m) / max(len(texts[split]), 1),
+            "oov": tok.n_oov(a),
+            "oov_rate": tok.n_oov(a) / max(len(m), 1),
+        }
+        if kind == "hybrid":  # words spelled by the speller (not lost: the model is open)
+            s["unk_words"] = tok.n_unk_words(a)
+            s["unk_word_rate"] = s["unk_words"] / max(len(m), 1)
+        stats["splits"][split] = s
+    return tok, ids, stats
+
+
+__all__ = [
+    "EOS", "UNK", "KINDS", "Tokenizer", "load_tokenizer", "smallest_uint", "tokenize_splits", "train_tokenizer",
+]

@@ -1,0 +1,92 @@
+"""The Tokenizer protocol shared by every LM type, and its one JSON artifact.
+
+Conventions every tokenizer keeps, so the trainer and the evaluator need no special cases:
+- `encode(text)` maps text to a 1-D int64 array; `decode` inverts it (exact for char, subword
+  and hybrid; exact modulo `<unk>` for word).
+- `bos_id` is the line-break unit (`<eos>` for word-level, "\\n" for char, the BPE piece of
+  "\\n"): it is the input that precedes the first token of a segment, as if the segment
+  followed a line break.
+- `model_ids(ids)` is the stream the language model itself predicts (for hybrid: the word
+  level, spellings removed); `n_oov(ids)` counts its `<unk>` tokens.
+- One JSON file records `kind` and everything needed to rebuild the tokenizer.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from pipeline.errors import UserError
+from pipeline.io import write_json
+
+UNK = "<unk>"
+EOS = "<eos>"
+
+
+class Tokenizer(ABC):
+    kind: ClassVar[str]
+    vocab: list[str]  # id -> symbol, for the model's own units
+    unk_id: int | None
+    bos_id: int
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.vocab)
+
+    @abstractmethod
+    def encode(self, text: str) -> np.ndarray: ...
+
+    @abstractmethod
+    def decode(self, ids) -> str: ...
+
+    @abstractmethod
+    def state(self) -> dict:
+        """JSON-able state; `from_state` rebuilds the tokenizer from it."""
+
+    @classmethod
+    @abstractmethod
+    def from_state(cls, state: dict) -> "Tokenizer": ...
+
+    def model_ids(self, ids: np.ndarray) -> np.ndarray:
+        return ids
+
+    def n_oov(self, ids: np.ndarray) -> int:
+        return 0 if self.unk_id is None else int((self.model_ids(ids) == self.unk_id).sum())
+
+    def save(self, path: str | Path) -> None:
+        write_json(path, {"kind": self.kind, **self.state()})
+
+
+def split_lines(text: str) -> list[str]:
+    """Lines with their "\\n" kept; only "\\n" breaks a line (str.splitlines would also
+    break at \\r, \\x1c, U+2028, ... and disagree with the word and char tokenizers)."""
+    *full, last = text.split("\n")
+    return [line + "\n" for line in full] + ([last] if last else [])
+
+
+def smallest_uint(n: int) -> np.dtype:
+    """The smallest unsigned dtype that holds ids < n (compact .npy token files)."""
+    for dt in (np.uint8, np.uint16, np.uint32):
+        if n <= np.iinfo(dt).max + 1:
+            return np.dtype(dt)
+    return np.dtype(np.uint64)
+
+
+def load_tokenizer(path: str | Path) -> Tokenizer:
+    from pipeline.tokenizers import KINDS
+
+    path = Path(path)
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+        kind = state.pop("kind")
+    except FileNotFoundError:
+        raise UserError(f"{path}: tokenizer file not found (run the tokenize stage first)") from None
+    except (json.JSONDecodeError, KeyError, AttributeError) as e:
+        raise UserError(f"{path}: not a tokenizer file ({e})") from None
+    if kind not in KINDS:
+        raise UserError(f"{path}: unknown tokenizer kind {kind!r}; allowed {sorted(KINDS)}")
+    return KINDS[kind].from_state(state)

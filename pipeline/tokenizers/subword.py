@@ -1,0 +1,56 @@
+"""Subword tokenizer: byte-level BPE (HF `tokenizers`), lossless on any UTF-8 text.
+
+Bytes are mapped to 256 printable symbols first (GPT-2 style), so there is no `<unk>`:
+every string has an encoding and decode(encode(text)) == text. Text is encoded line by line
+(`encode_batch`, parallel in Rust) so the ids of a line never depend on its neighbours:
+training streams and evaluation segments see the same pieces.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from tokenizers import Tokenizer as HFTokenizer
+from tokenizers import decoders, models, pre_tokenizers, trainers
+
+from pipeline.config import SubwordTokenizerConfig
+from pipeline.tokenizers.base import Tokenizer, split_lines
+
+
+class SubwordTokenizer(Tokenizer):
+    kind = "subword"
+
+    def __init__(self, hf: HFTokenizer):
+        self.hf = hf
+        size = hf.get_vocab_size()
+        itos = {i: s for s, i in hf.get_vocab().items()}
+        self.vocab = [itos[i] for i in range(size)]
+        self.unk_id = None
+        self.bos_id = int(hf.encode("\n").ids[0])
+
+    @classmethod
+    def train(cls, text: str, cfg: SubwordTokenizerConfig) -> "SubwordTokenizer":
+        hf = HFTokenizer(models.BPE())
+        hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+        hf.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(
+            vocab_size=cfg.vocab_size,
+            min_frequency=cfg.min_frequency,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=False,
+        )
+        hf.train_from_iterator(split_lines(text), trainer=trainer)
+        return cls(hf)
+
+    def encode(self, text: str) -> np.ndarray:
+        encs = self.hf.encode_batch(split_lines(text), add_special_tokens=False)
+        return np.fromiter((i for e in encs for i in e.ids), dtype=np.int64)
+
+    def decode(self, ids) -> str:
+        return self.hf.decode(np.asarray(ids).tolist(), skip_special_tokens=False)
+
+    def state(self) -> dict:
+        return {"hf": self.hf.to_str()}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "SubwordTokenizer":
+        return cls(HFTokenizer.from_str(state["hf"]))

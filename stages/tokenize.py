@@ -1,0 +1,57 @@
+"""Stage tokenize@<corpus>-<tokenizer>: fit a tokenizer on train, encode every split.
+
+    python -m stages.tokenize shakespeare word
+
+Writes data/tokens/<corpus>/<tokenizer>/{tokenizer.json, train.npy, valid.npy, test.npy, stats.json}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+
+import numpy as np
+
+from pipeline import paths
+from pipeline.config import SPLITS, TOKENIZERS, load_params
+from pipeline.errors import UserError
+from pipeline.io import atomic_open, write_json
+from pipeline.tokenizers import tokenize_splits
+from stages._cli import run
+
+
+def read_splits(corpus: str) -> dict[str, str]:
+    texts = {}
+    for split in SPLITS:
+        path = paths.split_text(corpus, split)
+        try:
+            texts[split] = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise UserError(f"{path}: not found (run `dvc repro prepare@{corpus}` first)") from None
+    return texts
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("corpus")
+    ap.add_argument("tokenizer")
+    args = ap.parse_args(argv)
+    params = load_params()
+    params.corpus(args.corpus)
+    if args.tokenizer not in TOKENIZERS:
+        raise UserError(f"unknown tokenizer {args.tokenizer!r}; allowed {list(TOKENIZERS)}")
+    cfg = getattr(params.tokenizers, args.tokenizer)
+
+    tok, ids, stats = tokenize_splits(args.tokenizer, read_splits(args.corpus), cfg)
+    out = paths.tokens_dir(args.corpus, args.tokenizer)
+    tok.save(out / "tokenizer.json")
+    for split, a in ids.items():
+        buf = io.BytesIO()
+        np.save(buf, a)
+        with atomic_open(out / f"{split}.npy") as f:
+            f.write(buf.getvalue())
+    write_json(out / "stats.json", stats)
+
+
+if __name__ == "__main__":
+    run(main)

