@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from pipeline.io import _fsync_dir
+from pipeline.io import fsync_dir
 
 
 @contextlib.contextmanager
@@ -38,7 +38,7 @@ def staged_dir(out_dir: str | os.PathLike) -> Iterator[Path]:
             if out_dir.exists():
                 os.replace(out_dir, Path(trash) / out_dir.name)
             os.replace(build, out_dir)
-            _fsync_dir(out_dir.parent)
+            fsync_dir(out_dir.parent)
     except BaseException:
         shutil.rmtree(build, ignore_errors=True)
         raise
