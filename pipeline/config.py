@@ -251,6 +251,9 @@ class SpellerConfig(Strict):
     epochs: int = Field(3, ge=1)
     batch_size: int = Field(64, ge=1)
     lr: float = Field(0.002, gt=0, description="Adam learning rate")
+    max_train_tokens: int | None = Field(
+        None, gt=0, description="train on the first spellings up to N characters (quick profiles)"
+    )
 
 
 class EvalConfig(Strict):

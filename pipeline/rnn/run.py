@@ -1,0 +1,177 @@
+"""One grid member end to end: data in, trained model, metrics on the common footing out.
+
+`train_run` is what stage train@<run> calls and what tuning will call with callbacks: it
+loads the tokenized corpus, trains (the hybrid's speller first, then its word RNN), scores
+valid and test with the one evaluator, writes weights and samples, and returns the metrics
+and the per-epoch records.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pipeline import paths
+from pipeline.config import BatchingConfig, ModelConfig, OptimConfig, Params, ScheduleConfig, TrainConfig
+from pipeline.errors import UserError
+from pipeline.evaluation import evaluate
+from pipeline.io import atomic_open, write_text
+from pipeline.rnn.model import RNNLM
+from pipeline.rnn.sampling import generate
+from pipeline.rnn.scorer import HybridScorer, RNNScorer, sequence_nll
+from pipeline.rnn.trainer import pick_device, train
+from pipeline.tokenizers import Tokenizer, load_tokenizer
+from pipeline.tokenizers.hybrid import HybridTokenizer
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One member of the ablation grid; `run` names its folder, metrics and curve files."""
+
+    run: str
+    corpus: str
+    lm: str
+    cell: str
+    dropout: float
+    clip: float
+
+
+def params_hash(params: Params, spec: RunSpec) -> str:
+    """Everything that shapes the trained weights; a checkpoint from other params is refused."""
+    relevant = {
+        "spec": asdict(spec),
+        "seed": params.seed,
+        "train": params.train_for(spec.lm).model_dump(exclude={"checkpoint_minutes", "samples",
+                                                               "sample_tokens", "sample_temperature",
+                                                               "sample_top_k", "threads"}),
+        "eval": params.eval.model_dump(),  # valid scores pick the best epoch
+        "speller": params.speller.model_dump() if spec.lm == "hybrid" else None,
+    }
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def load_split_ids(corpus: str, tok_name: str, split: str) -> np.ndarray:
+    path = paths.split_tokens(corpus, tok_name, split)
+    try:
+        return np.load(path).astype(np.int64)
+    except FileNotFoundError:
+        raise UserError(f"{path}: not found (run `dvc repro tokenize@{corpus}-{tok_name}` first)") from None
+
+
+def speller_config(params: Params, base: TrainConfig) -> TrainConfig:
+    s = params.speller
+    return TrainConfig(
+        model=ModelConfig(embed_dim=s.embed_dim, hidden=s.hidden, layers=s.layers, tie_weights=False),
+        batching=BatchingConfig(mode="sentences", batch_size=s.batch_size, bptt=64),
+        optim=OptimConfig(name="adam", lr=s.lr),
+        schedule=ScheduleConfig(kind="constant"),
+        epochs=s.epochs,
+        max_train_tokens=s.max_train_tokens,
+        device=base.device,
+        deterministic=base.deterministic,
+        checkpoint_minutes=base.checkpoint_minutes,
+        threads=base.threads,
+        samples=0,
+    )
+
+
+def train_speller(params: Params, spec: RunSpec, tok: HybridTokenizer, base: TrainConfig,
+                  device: torch.device, progress: bool) -> RNNLM:
+    """A character RNN over the spellings of the train words outside the vocabulary."""
+    cfg = speller_config(params, base)
+    spellings = tok.spellings(load_split_ids(spec.corpus, "hybrid", "train"))
+    if not spellings:
+        raise UserError(f"corpus {spec.corpus!r}: no train word falls outside the hybrid vocabulary, "
+                        "so there is nothing to train the speller on; raise tokenizers.hybrid.min_count "
+                        "or lower tokenizers.hybrid.max_size")
+    stream = np.concatenate([np.asarray(s) for s in spellings])  # each spelling ends with <eow>
+    if cfg.max_train_tokens is not None and len(stream) > cfg.max_train_tokens:  # whole spellings only
+        ends = np.flatnonzero(stream[: cfg.max_train_tokens] == tok.eow_id)
+        stream = stream[: ends[-1] + 1] if len(ends) else stream[: len(spellings[0])]
+    valid = [np.asarray(s) for s in tok.spellings(load_split_ids(spec.corpus, "hybrid", "valid"))]
+
+    def evaluate_speller(m: RNNLM) -> dict:
+        nll = sequence_nll(m, valid, tok.eow_id, 256, 64, device)
+        return {"nll_nats": float(nll.sum()), "n_tokens": int(sum(map(len, valid)))}
+
+    speller = RNNLM(len(tok.alphabet), cfg.model, "lstm", 0.0).to(device)
+    result = train(speller, stream, cfg, clip=5.0, seed=params.seed, bos_id=tok.eow_id,
+                   run_dir=paths.model_dir(spec.run) / "speller", params_hash=params_hash(params, spec),
+                   evaluate=evaluate_speller, progress=progress, device=device)
+    speller.load_state_dict(result.best_state)
+    return speller
+
+
+def make_scorer(model: RNNLM, tok: Tokenizer, params: Params, device: torch.device,
+                speller: RNNLM | None = None) -> RNNScorer:
+    e = params.eval
+    if isinstance(tok, HybridTokenizer):
+        return HybridScorer(model, speller, tok, e.batch_size, e.bptt, device)
+    return RNNScorer(model, tok, e.batch_size, e.bptt, device)
+
+
+def train_run(params: Params, spec: RunSpec, callbacks=(), progress: bool = True) -> tuple[dict, list[dict]]:
+    """Train and score one grid member; returns (final metrics, per-epoch records)."""
+    cfg = params.train_for(spec.lm)
+    device = pick_device(cfg.device)
+    tok = load_tokenizer(paths.tokenizer_file(spec.corpus, spec.lm))
+    texts = {s: read_text(paths.split_text(spec.corpus, s)) for s in ("valid", "test")}
+    ids = tok.model_ids(load_split_ids(spec.corpus, spec.lm, "train"))  # train() applies max_train_tokens
+
+    speller = train_speller(params, spec, tok, cfg, device, progress) if spec.lm == "hybrid" else None
+    model = RNNLM(tok.vocab_size, cfg.model, spec.cell, spec.dropout).to(device)
+
+    def evaluate_valid(m: RNNLM) -> dict:
+        return evaluate(make_scorer(m, tok, params, device, speller), texts["valid"], params.eval.segment_lines)
+
+    result = train(model, ids, cfg, clip=spec.clip, seed=params.seed, bos_id=tok.bos_id,
+                   run_dir=paths.model_dir(spec.run), params_hash=params_hash(params, spec),
+                   evaluate=evaluate_valid, callbacks=callbacks, progress=progress, device=device)
+
+    metrics = {
+        **asdict(spec),
+        "seed": params.seed,
+        "n_params": model.n_params + (speller.n_params if speller is not None else 0),
+        "epochs": result.epochs,
+        "wall_s": result.wall_s,
+        "tokens_per_s": result.tokens_per_s,
+        "diverged": result.diverged,
+        "diverged_epoch": result.diverged_epoch,
+        "stopped_early": result.stopped_early,
+        "valid": None,
+        "test": None,
+    }
+    if result.best_state is not None:  # None only when the very first epoch diverged
+        model.load_state_dict(result.best_state)
+        scorer = make_scorer(model, tok, params, device, speller)
+        for split in ("valid", "test"):
+            metrics[split] = evaluate(scorer, texts[split], params.eval.segment_lines)
+        torch_save_final(model, speller, paths.model_dir(spec.run) / "model.pt")
+        write_samples(model, tok, cfg, params.seed, speller, paths.model_dir(spec.run) / "samples.txt")
+    return metrics, result.records
+
+
+def read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"{path}: not found (run the prepare stage first)") from None
+
+
+def torch_save_final(model: RNNLM, speller: RNNLM | None, path: Path) -> None:
+    with atomic_open(path) as f:
+        torch.save({"model": model.state_dict(), "speller": speller.state_dict() if speller else None}, f)
+
+
+def write_samples(model: RNNLM, tok: Tokenizer, cfg: TrainConfig, seed: int, speller: RNNLM | None,
+                  path: Path) -> None:
+    samples = [
+        generate(model, tok, "", cfg.sample_tokens, cfg.sample_temperature, cfg.sample_top_k, seed + i, speller)
+        for i in range(cfg.samples)
+    ]
+    write_text(path, "".join(f"--- sample {i} (seed {seed + i})\n{s}\n" for i, s in enumerate(samples)))

@@ -1,0 +1,62 @@
+"""Text generation from any trained RNN LM: temperature, top-k, a prompt.
+
+The hybrid model spells out every `<unk>` it samples with its speller, so its samples
+contain new words rather than `<unk>` markers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from pipeline.rnn.model import RNNLM
+from pipeline.tokenizers import Tokenizer
+from pipeline.tokenizers.hybrid import HybridTokenizer
+
+
+@torch.no_grad()
+def sample_ids(model: RNNLM, context: list[int], n: int, temperature: float, top_k: int | None,
+               gen: torch.Generator, stop_id: int | None = None) -> list[int]:
+    """Up to `n` ids following `context` (which starts with the bos unit); stops after stop_id."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    logits, hidden = model(torch.tensor([context], device=device))
+    out: list[int] = []
+    for _ in range(n):
+        last = logits[0, -1].float().cpu() / temperature  # (V,)
+        if top_k is not None and top_k < last.numel():
+            kth = torch.topk(last, top_k).values[-1]
+            last = last.masked_fill(last < kth, float("-inf"))
+        nxt = int(torch.multinomial(torch.softmax(last, dim=-1), 1, generator=gen))
+        out.append(nxt)
+        if nxt == stop_id:
+            break
+        logits, hidden = model(torch.tensor([[nxt]], device=device), hidden)
+    model.train(was_training)
+    return out
+
+
+def generate(model: RNNLM, tok: Tokenizer, prompt: str, n: int, temperature: float = 1.0,
+             top_k: int | None = None, seed: int = 0, speller: RNNLM | None = None) -> str:
+    """Prompt + `n` sampled tokens, decoded to text."""
+    gen = torch.Generator().manual_seed(seed)
+    prompt_ids = tok.model_ids(tok.encode(prompt)).tolist()
+    ids = sample_ids(model, [tok.bos_id] + prompt_ids, n, temperature, top_k, gen)
+    if isinstance(tok, HybridTokenizer):
+        ids = spell_unknowns(ids, tok, speller, temperature, gen)
+    return prompt + tok.decode(np.asarray(ids, dtype=np.int64))
+
+
+def spell_unknowns(ids: list[int], tok: HybridTokenizer, speller: RNNLM, temperature: float,
+                   gen: torch.Generator) -> list[int]:
+    """Insert a sampled spelling (`n_words`-offset speller ids, <eow> last) after every <unk>."""
+    out: list[int] = []
+    for i in ids:
+        out.append(i)
+        if i == tok.unk_id:
+            chars = sample_ids(speller, [tok.eow_id], 40, temperature, None, gen, stop_id=tok.eow_id)
+            if chars[-1] != tok.eow_id:
+                chars.append(tok.eow_id)
+            out.extend(tok.n_words + c for c in chars)
+    return out

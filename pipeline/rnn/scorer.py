@@ -1,0 +1,93 @@
+"""RNN models behind the common evaluator's `Scorer` protocol.
+
+`sequence_nll` is the one scoring loop: each sequence is scored from a fresh state, its
+first token conditioned on `bos_id` (the line-break unit), the state carried across bptt
+windows. Sequences are batched by length (right-padded, so padding only ever follows the
+real tokens of a row and never reaches their state), and the per-sequence sums are added in
+float64 in input order. Batch size and bptt change the speed, not the score.
+
+Hybrid (open vocabulary, Mikolov-style word model with a character speller):
+    log P(w | ctx) = log P_word(w | ctx)                             if w is in the vocabulary
+                   = log P_word(<unk> | ctx) + log P_speller(w <eow>)  otherwise
+The speller is a character RNN trained on the spellings of the train words that fell out of
+the vocabulary (each occurrence counts), so its mass goes where <unk> words actually are.
+Strictly the speller can also spell in-vocabulary words, a little mass that no string
+receives; the hybrid's NLL is therefore an upper bound, never flattering, and its bits/char
+compare directly with the char and subword models.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from pipeline.evaluation import Score
+from pipeline.rnn.model import RNNLM
+from pipeline.tokenizers import Tokenizer
+from pipeline.tokenizers.hybrid import HybridTokenizer
+
+
+@torch.no_grad()
+def sequence_nll(
+    model: RNNLM, seqs: list[np.ndarray], bos_id: int, batch_size: int, bptt: int, device: torch.device
+) -> np.ndarray:
+    """Summed NLL (nats, float64) of each sequence, in input order. seqs: 1-D int arrays."""
+    was_training = model.training
+    model.eval()
+    out = np.zeros(len(seqs), dtype=np.float64)
+    order = sorted(range(len(seqs)), key=lambda i: -len(seqs[i]))  # similar lengths together
+    for b in range(0, len(order), batch_size):
+        rows = [i for i in order[b : b + batch_size] if len(seqs[i])]
+        if not rows:
+            continue
+        lengths = torch.tensor([len(seqs[i]) for i in rows])
+        T = int(lengths.max())
+        tgt = torch.zeros(len(rows), T, dtype=torch.long)  # (B, T) right-padded targets
+        for r, i in enumerate(rows):
+            tgt[r, : len(seqs[i])] = torch.from_numpy(seqs[i].astype(np.int64))
+        inp = torch.cat([torch.full((len(rows), 1), bos_id), tgt[:, :-1]], dim=1)  # shift right
+        mask = torch.arange(T)[None, :] < lengths[:, None]
+        inp, tgt, mask = inp.to(device), tgt.to(device), mask.to(device)
+        sums = torch.zeros(len(rows), dtype=torch.float64, device=device)
+        hidden = None
+        for t in range(0, T, bptt):
+            logits, hidden = model(inp[:, t : t + bptt], hidden)
+            nll = F.cross_entropy(logits.float().transpose(1, 2), tgt[:, t : t + bptt], reduction="none")
+            sums += (nll.double() * mask[:, t : t + bptt]).sum(dim=1)
+        out[rows] = sums.cpu().numpy()
+    model.train(was_training)
+    return out
+
+
+class RNNScorer:
+    """char / word / subword: the model predicts the tokenizer's ids directly."""
+
+    def __init__(self, model: RNNLM, tok: Tokenizer, batch_size: int, bptt: int, device: torch.device):
+        self.model, self.tok = model, tok
+        self.batch_size, self.bptt, self.device = batch_size, bptt, device
+        self.open_vocab = tok.kind != "word"  # char is open unless a test character is unseen
+
+    def score(self, segments: list[str]) -> Score:
+        return self.score_ids([self.tok.encode(s) for s in segments])
+
+    def score_ids(self, ids: list[np.ndarray]) -> Score:
+        seqs = [self.tok.model_ids(a) for a in ids]
+        nll = sequence_nll(self.model, seqs, self.tok.bos_id, self.batch_size, self.bptt, self.device)
+        return Score(float(nll.sum()), sum(map(len, seqs)), sum(map(self.tok.n_oov, ids)))
+
+
+class HybridScorer(RNNScorer):
+    """Word RNN + speller: every <unk> is charged log P_speller of its spelling."""
+
+    def __init__(self, model: RNNLM, speller: RNNLM, tok: HybridTokenizer, batch_size: int, bptt: int,
+                 device: torch.device):
+        super().__init__(model, tok, batch_size, bptt, device)
+        self.speller = speller
+        self.open_vocab = True
+
+    def score_ids(self, ids: list[np.ndarray]) -> Score:
+        words = super().score_ids(ids)
+        spellings = [np.asarray(s) for a in ids for s in self.tok.spellings(a)]
+        spelled = sequence_nll(self.speller, spellings, self.tok.eow_id, 256, 64, self.device)
+        return Score(words.nll_nats + float(spelled.sum()), words.n_tokens, words.n_oov)

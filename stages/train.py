@@ -1,0 +1,55 @@
+"""Stage train@<run>: train one member of the ablation grid and score it.
+
+    python -m stages.train shakespeare-word-lstm-0.5-5 --corpus shakespeare --lm word \\
+        --cell lstm --dropout 0.5 --clip 5
+
+Writes models/<run>/ (checkpoints, model.pt, samples.txt), metrics/<run>.json, curves/<run>.csv.
+Re-running after a kill resumes from the last checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+
+from pipeline import paths
+from pipeline.config import CELLS, LM_TYPES, load_params
+from pipeline.errors import UserError
+from pipeline.io import write_json, write_text
+from pipeline.rnn.run import RunSpec, train_run
+from stages._cli import run
+
+
+def write_curve(path, records: list[dict]) -> None:
+    """Per-epoch scalars as CSV for `dvc plots` (one column per key seen in any epoch)."""
+    keys = list(dict.fromkeys(k for r in records for k, v in r.items() if isinstance(v, (int, float))))
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=keys, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    w.writerows(records)
+    write_text(path, buf.getvalue())
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("run", help="run id (the DVC matrix key)")
+    ap.add_argument("--corpus", required=True)
+    ap.add_argument("--lm", required=True, choices=LM_TYPES)
+    ap.add_argument("--cell", required=True, choices=CELLS)
+    ap.add_argument("--dropout", required=True, type=float)
+    ap.add_argument("--clip", required=True, type=float)
+    args = ap.parse_args(argv)
+    params = load_params()
+    params.corpus(args.corpus)
+    spec = RunSpec(args.run, args.corpus, args.lm, args.cell, args.dropout, args.clip)
+    if not 0 <= spec.dropout < 1 or spec.clip < 0:
+        raise UserError(f"--dropout must be in [0, 1) and --clip >= 0 (got {spec.dropout}, {spec.clip})")
+
+    metrics, records = train_run(params, spec)
+    write_curve(paths.curve_file(args.run), records)
+    write_json(paths.metrics_file(args.run), metrics)
+
+
+if __name__ == "__main__":
+    run(main)

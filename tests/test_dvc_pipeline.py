@@ -1,0 +1,116 @@
+"""The real DAG with real DVC in a temporary git repo, on a small local corpus.
+
+Checks what a user relies on: the pipeline runs end to end, a second `dvc repro` runs
+nothing, and a param change re-runs only the stages that read it.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.io import read_json
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+def toy_corpus(path: Path) -> None:
+    """Blank-line separated 'scenes' with a small, repetitive vocabulary."""
+    words = "the king and queen of rome speak to a fool who sings while lords come and go".split()
+    blocks = []
+    for b in range(60):
+        lines = [" ".join(words[(b * 7 + i * 3 + j) % len(words)] for j in range(4 + (i + b) % 5))
+                 for i in range(12)]
+        blocks.append("\n".join(lines))
+    path.write_text("\n\n".join(blocks) + "\n", encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    d = tmp_path_factory.mktemp("dvcrepo")
+    for name in ("pipeline", "stages"):
+        shutil.copytree(ROOT / name, d / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "dvc.yaml", d)
+    toy_corpus(d.parent / f"{d.name}-toy.txt")
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["corpora"] = {"toy": {"source": "local", "path": str(d.parent / f"{d.name}-toy.txt")}}
+    params["grid"] = {"corpus": ["toy"], "lm": ["word"], "cell": ["lstm"], "dropout": [0.0], "clip": [5]}
+    params["ngram"]["orders"] = [2]
+    params["tokenizers"]["subword"]["vocab_size"] = 300
+    params["train"].update(epochs=1, max_train_tokens=2000, samples=1, sample_tokens=10)
+    params["train"]["model"].update(embed_dim=16, hidden=16)
+    params["prepare"]["split"].update(valid=0.1, test=0.1)
+    (d / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (d / ".gitignore").write_text("__pycache__/\n")
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
+        "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid",
+        "DVC_NO_ANALYTICS": "1",
+    }
+    run = lambda *cmd: subprocess.run(cmd, cwd=d, env=env, capture_output=True, text=True, check=False)  # noqa: E731
+    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "init"]):
+        r = run(*cmd)
+        assert r.returncode == 0, r.stderr
+    return d, run
+
+
+def ran(output: str) -> set[str]:
+    return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")}
+
+
+def set_param(d: Path, path: str, value) -> None:
+    params = yaml.safe_load((d / "params.yaml").read_text())
+    *parents, last = path.split(".")
+    node = params
+    for p in parents:
+        node = node[p]
+    node[last] = value
+    (d / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def test_full_run_then_nothing_then_only_what_changed(repo):
+    d, run = repo
+    r = run("dvc", "repro")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert ran(r.stdout) == {
+        "download@toy", "prepare@toy", "tokenize@toy-char", "tokenize@toy-word", "tokenize@toy-hybrid",
+        "tokenize@toy-subword", "ngram@toy-ngram-2", "train@toy-word-lstm-0.0-5",
+    }
+    m = read_json(d / "metrics" / "toy-word-lstm-0.0-5.json")
+    assert m["test"]["n_chars"] == len((d / "data/text/toy/test.txt").read_text(encoding="utf-8"))
+    assert m["test"]["open_vocab"] is False and m["diverged"] is False
+    assert (d / "curves" / "toy-word-lstm-0.0-5.csv").read_text().startswith("epoch")
+    assert read_json(d / "metrics" / "toy-ngram-2.json")["test"]["n_words"] == m["test"]["n_words"]
+
+    r = run("dvc", "repro")
+    assert r.returncode == 0 and ran(r.stdout) == set(), r.stdout
+    assert "up to date" in run("dvc", "status").stdout
+
+    set_param(d, "tokenizers.char.min_count", 2)
+    r = run("dvc", "repro")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert ran(r.stdout) == {"tokenize@toy-char"}
+
+    set_param(d, "tokenizers.word.max_size", 12)
+    r = run("dvc", "repro")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert ran(r.stdout) == {"tokenize@toy-word", "ngram@toy-ngram-2", "train@toy-word-lstm-0.0-5"}
+
+
+def test_bad_params_fail_the_stage_with_exit_2(repo):
+    d, run = repo
+    good = (d / "params.yaml").read_text()
+    try:
+        set_param(d, "tokenizers.hybrid.min_count", "two")
+        r = run("dvc", "repro", "tokenize@toy-hybrid")
+        assert r.returncode != 0
+        assert "tokenizers.hybrid.min_count" in r.stderr and "Traceback" not in r.stderr
+    finally:
+        (d / "params.yaml").write_text(good)
