@@ -16,8 +16,9 @@ from pipeline.tokenizers.hybrid import HybridTokenizer
 
 @torch.no_grad()
 def sample_ids(model: RNNLM, context: list[int], n: int, temperature: float, top_k: int | None,
-               gen: torch.Generator, stop_id: int | None = None) -> list[int]:
-    """Up to `n` ids following `context` (which starts with the bos unit); stops after stop_id."""
+               gen: torch.Generator, stop_id: int | None = None, ban_id: int | None = None) -> list[int]:
+    """Up to `n` ids following `context` (which starts with the bos unit); stops after stop_id;
+    never samples ban_id."""
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -25,6 +26,8 @@ def sample_ids(model: RNNLM, context: list[int], n: int, temperature: float, top
     out: list[int] = []
     for _ in range(n):
         last = logits[0, -1].float().cpu() / temperature  # (V,)
+        if ban_id is not None:
+            last[ban_id] = float("-inf")
         if top_k is not None and top_k < last.numel():
             kth = torch.topk(last, top_k).values[-1]
             last = last.masked_fill(last < kth, float("-inf"))
@@ -42,7 +45,9 @@ def generate(model: RNNLM, tok: Tokenizer, prompt: str, n: int, temperature: flo
     """Prompt + `n` sampled tokens, decoded to text."""
     gen = torch.Generator().manual_seed(seed)
     prompt_ids = tok.model_ids(tok.encode(prompt)).tolist()
-    ids = sample_ids(model, [tok.bos_id] + prompt_ids, n, temperature, top_k, gen)
+    # A char model's <unk> stands for no particular character: it is never generated.
+    ban = tok.unk_id if tok.kind == "char" else None
+    ids = sample_ids(model, [tok.bos_id] + prompt_ids, n, temperature, top_k, gen, ban_id=ban)
     if isinstance(tok, HybridTokenizer):
         ids = spell_unknowns(ids, tok, speller, temperature, gen)
     return prompt + tok.decode(np.asarray(ids, dtype=np.int64))
