@@ -1,0 +1,101 @@
+"""The n-gram model's symbols, and text -> id streams of sentences.
+
+Symbols are the ARPA strings, id = position: `<unk>`, `<s>`, `</s>`, then the tokenizer's
+units in its order. So the n-gram baseline uses exactly the word RNN's train-only vocabulary
+(or the char tokenizer's alphabet): a unit outside it is `<unk>`, and counted as OOV.
+
+Each line of the text is a sentence: `<s> u1 .. un </s>`. `</s>` is the line break (for words
+the end-of-line the evaluator counts as a word, for characters the newline); `<s>` is only
+ever context. Lines are the evaluator's (`split_lines`: only "\n" ends one, "\r" is a
+character). A literal `<s>` / `</s>` in the text is not a boundary: it is `<unk>`.
+
+ARPA separates fields by whitespace, so character symbols that are whitespace or not
+printable are written `<U+XXXX>`; every other character stands for itself. Single
+characters and `<...>` escapes cannot collide, so the mapping is lossless.
+"""
+
+from __future__ import annotations
+
+from itertools import repeat
+from typing import Literal
+
+import numpy as np
+
+from pipeline.errors import UserError
+from pipeline.tokenizers import EOS, UNK, Tokenizer
+from pipeline.tokenizers.base import split_lines
+
+BOS_SYM, EOS_SYM, UNK_SYM = "<s>", "</s>", UNK
+RESERVED = (UNK_SYM, BOS_SYM, EOS_SYM)
+Unit = Literal["word", "char"]
+
+
+def escape_char(c: str) -> str:
+    return f"<U+{ord(c):04X}>" if c.isspace() or not c.isprintable() else c
+
+
+def unescape_symbol(sym: str) -> str:
+    return chr(int(sym[3:-1], 16)) if sym.startswith("<U+") and sym.endswith(">") else sym
+
+
+class NgramVocab:
+    """`symbols[i]` is the ARPA string of id i; `encode` turns text into a sentence stream."""
+
+    def __init__(self, symbols: list[str], unit: Unit):
+        missing = [s for s in RESERVED if s not in symbols]
+        if missing:
+            raise UserError(f"n-gram vocabulary lacks {missing}; it needs {list(RESERVED)}")
+        self.symbols, self.unit = symbols, unit
+        self.unk_id, self.bos_id, self.eos_id = (symbols.index(s) for s in RESERVED)
+        units = (s if unit == "word" else unescape_symbol(s) for s in symbols)
+        # text unit -> id; the reserved symbols are no text units (literal "<s>" is <unk>)
+        self.stoi = {u: i for i, (u, s) in enumerate(zip(units, symbols)) if s not in RESERVED}
+        if unit == "char":  # sorted code points for vectorised lookup; a sentinel past U+10FFFF
+            table = sorted((ord(c), i) for c, i in self.stoi.items()) + [(0x110000, self.unk_id)]
+            self._cps, self._cp_ids = np.array(table, dtype=np.int64).T
+
+    @classmethod
+    def from_tokenizer(cls, tok: Tokenizer, unit: Unit) -> "NgramVocab":
+        """The tokenizer's units, minus its line-break unit (it becomes `</s>`)."""
+        if tok.kind != unit:
+            raise UserError(f"n-gram unit {unit!r} needs the {unit} tokenizer, got a {tok.kind} one")
+        if unit == "word":
+            units = [w for w in tok.vocab if w not in (UNK, EOS, BOS_SYM, EOS_SYM)]
+        else:
+            units = [escape_char(c) for c in tok.vocab if c not in (UNK, "\n")]
+        return cls([UNK_SYM, BOS_SYM, EOS_SYM] + units, unit)
+
+    def __len__(self) -> int:
+        return len(self.symbols)
+
+    def encode(self, text: str) -> tuple[np.ndarray, int]:
+        """(stream, n_oov): int64 ids `<s> u.. </s> <s> u.. </s> ...`, one sentence per line;
+        n_oov = units mapped to `<unk>`."""
+        lines = split_lines(text)
+        if self.unit == "word":
+            # "\n" is whitespace, so text.split() is the lines' words in order; no per-line
+            # lists stay alive (millions of them would wake the garbage collector)
+            lengths = np.fromiter(map(len, map(str.split, lines)), dtype=np.int64, count=len(lines))
+            words = text.split()
+            ids = np.fromiter(
+                map(self.stoi.get, words, repeat(self.unk_id)), dtype=np.int64, count=len(words)
+            )
+        else:
+            lines = [line.removesuffix("\n") for line in lines]
+            ids = self._char_ids("".join(lines))
+            lengths = np.fromiter(map(len, lines), dtype=np.int64, count=len(lines))
+        return self._sentences(ids, lengths), int((ids == self.unk_id).sum())
+
+    def _char_ids(self, s: str) -> np.ndarray:
+        cps = np.frombuffer(s.encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
+        pos = np.searchsorted(self._cps, cps)  # always in range thanks to the sentinel
+        return np.where(self._cps[pos] == cps, self._cp_ids[pos], self.unk_id)
+
+    def _sentences(self, ids: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """Wrap consecutive runs of `lengths` ids in <s> .. </s>."""
+        ends = np.cumsum(lengths + 2)  # one past each sentence's </s>
+        out = np.empty(int(ends[-1]) if len(ends) else 0, dtype=np.int64)
+        inner = np.ones(len(out), dtype=bool)
+        inner[ends - lengths - 2] = inner[ends - 1] = False
+        out[ends - lengths - 2], out[ends - 1], out[inner] = self.bos_id, self.eos_id, ids
+        return out
