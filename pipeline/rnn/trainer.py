@@ -1,0 +1,343 @@
+"""The training loop: a library call, config in, one record per epoch out, exact resume.
+
+    result = train(model, ids, cfg, clip=5.0, seed=1337, bos_id=tok.bos_id, run_dir=run_dir,
+                   params_hash=h, evaluate=valid_metrics, callbacks=[...])
+
+Per epoch, `evaluate(model)` (the caller's valid-split evaluator: a dict with at least
+"nll_nats" and "n_tokens") is called and a record is built:
+    epoch          1-based
+    lr             lr of the epoch's first step (see schedule.py)
+    train_loss     nats per real target token over the epoch (padding excluded)
+    grad_norm      pre-clip global gradient norm, mean over the epoch's steps; grad_norm_max
+    valid_loss     valid nll_nats / n_tokens (picks the best epoch, drives `plateau`)
+    valid_<key>    every metric evaluate() returned
+    tokens_per_s   training tokens per training second (evaluation excluded)
+    wall_s         training + evaluation seconds of the epoch
+Each callback's `on_epoch_end(record)` is called with it (the one hook for logging, curves
+and pruning); any returning True stops the run after that epoch (result.stopped_early).
+On resume, callbacks see only the epochs run in this call; result.records has them all.
+
+Hot path: no device->host reads per batch. Loss and norm sums stay on the device and are read
+every SYNC_S seconds (progress bar, NaN/inf check), before a checkpoint and at epoch end. A
+non-finite train loss or grad norm, or a non-finite valid loss, ends the run: the result says
+diverged with the (1-based) epoch; that is a result, not an exception.
+
+Checkpoints (checkpoint.py) are written at each epoch end and every cfg.checkpoint_minutes at
+a batch boundary, holding everything a bitwise-identical continuation needs (see `_Run.save`).
+A finished run called again loads its final checkpoint and returns the same result.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Protocol, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.nn.utils import clip_grads_with_norm_, get_total_norm
+from tqdm.auto import tqdm
+
+from pipeline.config import OptimConfig, TrainConfig
+from pipeline.errors import UserError
+from pipeline.rnn.batching import IGNORE, Batch, make_batches
+from pipeline.rnn.checkpoint import load_latest, rng_state, save_checkpoint, set_rng_state
+from pipeline.rnn.model import Hidden, RNNLM
+from pipeline.rnn.schedule import lr_at
+
+log = logging.getLogger(__name__)
+
+SYNC_S = 1.0  # seconds between device->host reads in the training loop
+
+
+class Callback(Protocol):
+    def on_epoch_end(self, record: dict) -> bool | None:
+        """Called after every epoch with its record; return True to stop training."""
+
+
+@dataclass
+class TrainResult:
+    records: list[dict]  # one per epoch that finished training and evaluation
+    best_state: dict[str, torch.Tensor] | None  # CPU state_dict of the lowest valid loss; None if none
+    best_epoch: int | None  # 1-based
+    epochs: int  # epochs run (len(records))
+    wall_s: float  # all sessions of this run together
+    tokens_per_s: float  # training tokens per training second, all epochs
+    diverged: bool
+    diverged_epoch: int | None  # 1-based
+    stopped_early: bool  # a callback returned True
+
+
+# ----------------------------------------------------------------------------- setup helpers
+
+
+def pick_device(name: str) -> torch.device:
+    """'auto' -> cuda > mps > cpu; a named device must exist here."""
+    available = {"cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available(), "cpu": True}
+    if name == "auto":
+        name = next(d for d, ok in available.items() if ok)
+    if name not in available:
+        raise UserError(f"train.device: unknown device {name!r}; allowed auto, cpu, cuda, mps")
+    if not available[name]:
+        raise UserError(f"train.device is {name!r}, but this machine has no {name} device; use auto or cpu")
+    return torch.device(name)
+
+
+def configure_torch(cfg: TrainConfig) -> None:
+    """Threads and deterministic kernels. Call before any CUDA work (train() does)."""
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
+    if cfg.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read when cuBLAS starts
+    torch.use_deterministic_algorithms(cfg.deterministic)
+    torch.backends.cudnn.deterministic = cfg.deterministic
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)  # CPU and every CUDA device
+
+
+def make_optimizer(model: RNNLM, cfg: OptimConfig) -> torch.optim.Optimizer:
+    if cfg.name == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def batch_loss(model: RNNLM, batch: Batch, hidden: Hidden | None = None) -> tuple[torch.Tensor, Hidden]:
+    """Summed NLL (nats) of the batch's real targets, and the state after it. Padded targets are
+    IGNORE: exactly zero loss and zero gradient."""
+    logits, hidden = model(batch.x, hidden, batch.lengths)  # [B, T, V]
+    loss = F.cross_entropy(logits.flatten(0, 1), batch.y.flatten(), ignore_index=IGNORE, reduction="sum")
+    return loss, hidden
+
+
+# ----------------------------------------------------------------------------- the loop
+
+
+def train(
+    model: RNNLM,
+    ids: np.ndarray,
+    cfg: TrainConfig,
+    *,
+    clip: float,
+    seed: int,
+    bos_id: int,
+    run_dir: Path,
+    params_hash: str,
+    evaluate: Callable[[RNNLM], dict],
+    callbacks: Sequence[Callback] = (),
+    progress: bool = True,
+    device: torch.device | None = None,
+) -> TrainResult:
+    """Train `model` (in place) on the 1-D id stream `ids`; on return it holds the best state.
+
+    Resumes from the newest readable checkpoint in run_dir/checkpoints; `params_hash` must
+    name everything that shapes the weights (params, data), a checkpoint of another is refused."""
+    device = device or pick_device(cfg.device)
+    configure_torch(cfg)
+    seed_everything(seed)
+    run = _Run(model.to(device), cfg, clip, Path(run_dir) / "checkpoints", params_hash, device)
+    if not run.p.done:
+        batches = make_batches(ids[: cfg.max_train_tokens], cfg.batching, bos_id=bos_id, seed=seed, device=device)
+        run.fit(batches, evaluate, callbacks, progress)
+    return run.result()
+
+
+@dataclass
+class _Progress:
+    """Everything about the run so far except model, optimizer, RNGs and carried state."""
+
+    epoch: int = 0  # cursor: epochs completed
+    batch: int = 0  # cursor: batches completed of epoch `epoch`
+    records: list[dict] = field(default_factory=list)
+    best_state: dict[str, torch.Tensor] | None = None
+    best_epoch: int | None = None
+    best_loss: float = math.inf
+    wall_s: float = 0.0  # all sessions, up to the last checkpoint
+    train_s: float = 0.0  # training seconds of finished epochs
+    train_tokens: int = 0  # training tokens of finished epochs
+    diverged_epoch: int | None = None
+    stopped_early: bool = False
+    done: bool = False
+    # the current epoch so far; the sums stay on the device until read
+    loss_sum: torch.Tensor | None = None
+    norm_sum: torch.Tensor | None = None
+    norm_max: torch.Tensor | None = None
+    tokens: int = 0
+    steps: int = 0
+    epoch_train_s: float = 0.0
+
+    def new_epoch(self, device: torch.device) -> None:
+        dtype = torch.float32 if device.type == "mps" else torch.float64  # mps has no float64
+        self.loss_sum, self.norm_sum, self.norm_max = (torch.zeros((), dtype=dtype, device=device) for _ in range(3))
+        self.tokens = self.steps = 0
+        self.epoch_train_s = 0.0
+
+
+class _Run:
+    def __init__(self, model: RNNLM, cfg: TrainConfig, clip: float, ckpt_dir: Path, params_hash: str,
+                 device: torch.device):
+        self.model, self.cfg, self.clip, self.device = model, cfg, clip, device
+        self.ckpt_dir, self.params_hash = ckpt_dir, params_hash
+        self.opt = make_optimizer(model, cfg.optim)
+        self.p, self.hidden = _Progress(), None  # hidden: the state carried into the next batch
+        self.p.new_epoch(device)
+        found = load_latest(ckpt_dir, params_hash)
+        if found:
+            path, ck = found
+            log.info("resuming from %s", path)
+            model.load_state_dict(ck["model"])
+            self.opt.load_state_dict(ck["optimizer"])
+            set_rng_state(ck["rng"])
+            self.p = _Progress(**ck["progress"])
+            for name in ("loss_sum", "norm_sum", "norm_max"):
+                setattr(self.p, name, getattr(self.p, name).to(device))
+            self.hidden = _to_device(ck["hidden"], device)
+        self.t0, self.wall0 = time.monotonic(), self.p.wall_s
+
+    def save(self) -> None:
+        """A checkpoint at the current cursor: model, optimizer (momentum / Adam moments), every
+        RNG, the carried TBPTT state, and _Progress (cursor, records, best state, the current
+        epoch's partial sums, timings, outcome). The lr schedule is a pure function of the
+        cursor and the records; the sentence shuffle one of (seed, epoch): neither has state."""
+        p = self.p
+        p.wall_s = self.wall0 + time.monotonic() - self.t0
+        save_checkpoint(self.ckpt_dir, p.epoch, p.batch, {
+            "params_hash": self.params_hash,
+            "model": self.model.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "rng": rng_state(),
+            "hidden": self.hidden,
+            "progress": dict(vars(p)),
+        })
+
+    def lr(self, k: int) -> float:
+        """The lr of batch k of the current epoch."""
+        n = self.batches.n_batches
+        return lr_at(self.cfg.schedule, self.cfg.optim.lr, epoch=self.p.epoch, step=self.p.epoch * n + k,
+                     steps_per_epoch=n, valid_losses=[r["valid_loss"] for r in self.p.records])
+
+    def fit(self, batches, evaluate: Callable[[RNNLM], dict], callbacks: Sequence[Callback], progress: bool) -> None:
+        p, cfg, model, opt = self.p, self.cfg, self.model, self.opt
+        self.batches, params = batches, list(model.parameters())
+        autocast = torch.autocast(self.device.type, torch.bfloat16, enabled=cfg.bf16 and self.device.type == "cuda")
+        bar = tqdm(total=cfg.epochs * batches.n_tokens, initial=p.epoch * batches.n_tokens + p.tokens, unit="tok",
+                   unit_scale=True, dynamic_ncols=True, disable=not progress)
+
+        def sync() -> bool:
+            """Read the sums once: update the bar, say whether training has diverged."""
+            loss, norm = torch.stack([p.loss_sum, p.norm_sum]).tolist()
+            bar.update(p.epoch * batches.n_tokens + p.tokens - bar.n)
+            bar.set_postfix(loss=f"{loss / p.tokens:.4f}", lr=f"{lr:.4g}", refresh=False)
+            if math.isfinite(loss) and math.isfinite(norm):
+                return False
+            p.diverged_epoch, p.done = p.epoch + 1, True
+            return True
+
+        lr = math.nan
+        t_mark = time.monotonic()  # start of the training time not yet added to p.epoch_train_s
+        next_sync, next_ckpt = t_mark + SYNC_S, t_mark + cfg.checkpoint_minutes * 60
+        with bar:
+            while not p.done:
+                model.train()
+                for k, batch in enumerate(batches.epoch(p.epoch, p.batch), p.batch):
+                    if (step_lr := self.lr(k)) != lr:
+                        lr = step_lr
+                        for g in opt.param_groups:
+                            g["lr"] = lr
+                    with autocast:
+                        loss_sum, hidden = batch_loss(model, batch, self.hidden)
+                    opt.zero_grad(set_to_none=True)
+                    (loss_sum / batch.n_tokens).backward()
+                    norm = get_total_norm([q.grad for q in params if q.grad is not None])
+                    if self.clip > 0:
+                        clip_grads_with_norm_(params, self.clip, norm)
+                    opt.step()
+                    self.hidden = model.detach_hidden(hidden) if batches.carries_state else None
+                    p.loss_sum += loss_sum.detach()
+                    p.norm_sum += norm
+                    torch.maximum(p.norm_max, norm, out=p.norm_max)
+                    p.tokens, p.steps, p.batch = p.tokens + batch.n_tokens, p.steps + 1, k + 1
+
+                    now = time.monotonic()
+                    if now >= min(next_sync, next_ckpt):
+                        if sync():
+                            break
+                        next_sync = now + SYNC_S
+                    if now >= next_ckpt:
+                        p.epoch_train_s += now - t_mark
+                        self.save()
+                        t_mark = time.monotonic()
+                        next_ckpt = t_mark + cfg.checkpoint_minutes * 60
+                else:  # the epoch's batches are done
+                    if not sync():
+                        p.epoch_train_s += time.monotonic() - t_mark
+                        self.end_epoch(evaluate, callbacks)
+                self.save()  # the epoch's end, or the run's (diverged)
+                t_mark = time.monotonic()
+                next_ckpt = t_mark + cfg.checkpoint_minutes * 60
+
+    def end_epoch(self, evaluate: Callable[[RNNLM], dict], callbacks: Sequence[Callback]) -> None:
+        p, model = self.p, self.model
+        t0 = time.monotonic()
+        model.eval()
+        with torch.no_grad():
+            metrics = {k: v.item() if isinstance(v, (np.generic, torch.Tensor)) else v
+                       for k, v in evaluate(model).items()}
+        model.train()
+        valid_loss = metrics["nll_nats"] / metrics["n_tokens"]
+        loss_sum, norm_sum, norm_max = torch.stack([p.loss_sum, p.norm_sum, p.norm_max]).tolist()
+        record = {
+            "epoch": p.epoch + 1,
+            "lr": self.lr(0),
+            "train_loss": loss_sum / p.tokens,
+            "grad_norm": norm_sum / p.steps,
+            "grad_norm_max": norm_max,
+            **{f"valid_{k}": v for k, v in metrics.items()},
+            "valid_loss": valid_loss,
+            "tokens_per_s": p.tokens / p.epoch_train_s,
+            "wall_s": p.epoch_train_s + time.monotonic() - t0,
+        }
+        p.records.append(record)
+        if valid_loss < p.best_loss:
+            p.best_loss, p.best_epoch = valid_loss, p.epoch + 1
+            p.best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        p.train_s, p.train_tokens = p.train_s + p.epoch_train_s, p.train_tokens + p.tokens
+        stops = [bool(cb.on_epoch_end(record)) for cb in callbacks]  # every callback sees every epoch
+        p.stopped_early = any(stops)
+        if not math.isfinite(valid_loss):
+            p.diverged_epoch = p.epoch + 1
+        p.epoch, p.batch = p.epoch + 1, 0
+        p.done = p.stopped_early or p.diverged_epoch is not None or p.epoch == self.cfg.epochs
+        p.new_epoch(self.device)
+        self.hidden = None  # each epoch starts from a fresh state
+
+    def result(self) -> TrainResult:
+        p = self.p
+        if p.best_state is not None:
+            self.model.load_state_dict(p.best_state)
+        return TrainResult(
+            records=p.records,
+            best_state=p.best_state,
+            best_epoch=p.best_epoch,
+            epochs=len(p.records),
+            wall_s=p.wall_s,
+            tokens_per_s=p.train_tokens / p.train_s if p.train_s > 0 else 0.0,
+            diverged=p.diverged_epoch is not None,
+            diverged_epoch=p.diverged_epoch,
+            stopped_early=p.stopped_early,
+        )
+
+
+def _to_device(h: Hidden | None, device: torch.device) -> Hidden | None:
+    if h is None:
+        return None
+    return tuple(t.to(device) for t in h) if isinstance(h, (tuple, list)) else h.to(device)
