@@ -24,7 +24,7 @@ from pipeline.io import atomic_open, write_text
 from pipeline.rnn.model import RNNLM
 from pipeline.rnn.sampling import generate
 from pipeline.rnn.scorer import HybridScorer, RNNScorer, sequence_nll
-from pipeline.rnn.trainer import pick_device, train
+from pipeline.rnn.trainer import pick_device, seed_everything, train
 from pipeline.tokenizers import Tokenizer, load_tokenizer
 from pipeline.tokenizers.hybrid import HybridTokenizer
 
@@ -99,11 +99,11 @@ def train_speller(params: Params, spec: RunSpec, tok: HybridTokenizer, base: Tra
         nll = sequence_nll(m, valid, tok.eow_id, 256, 64, device)
         return {"nll_nats": float(nll.sum()), "n_tokens": int(sum(map(len, valid)))}
 
+    seed_everything(params.seed)  # the initial weights follow the seed
     speller = RNNLM(len(tok.alphabet), cfg.model, "lstm", 0.0).to(device)
-    result = train(speller, stream, cfg, clip=5.0, seed=params.seed, bos_id=tok.eow_id,
-                   run_dir=paths.model_dir(spec.run) / "speller", params_hash=params_hash(params, spec),
-                   evaluate=evaluate_speller, progress=progress, device=device)
-    speller.load_state_dict(result.best_state)
+    train(speller, stream, cfg, clip=5.0, seed=params.seed, bos_id=tok.eow_id,
+              run_dir=paths.model_dir(spec.run) / "speller", params_hash=params_hash(params, spec),
+          evaluate=evaluate_speller, progress=progress, device=device)  # leaves the best state in speller
     return speller
 
 
@@ -124,6 +124,7 @@ def train_run(params: Params, spec: RunSpec, callbacks=(), progress: bool = True
     ids = tok.model_ids(load_split_ids(spec.corpus, spec.lm, "train"))  # train() applies max_train_tokens
 
     speller = train_speller(params, spec, tok, cfg, device, progress) if spec.lm == "hybrid" else None
+    seed_everything(params.seed)  # the initial weights follow the seed
     model = RNNLM(tok.vocab_size, cfg.model, spec.cell, spec.dropout).to(device)
 
     def evaluate_valid(m: RNNLM) -> dict:
@@ -143,14 +144,18 @@ def train_run(params: Params, spec: RunSpec, callbacks=(), progress: bool = True
         "diverged": result.diverged,
         "diverged_epoch": result.diverged_epoch,
         "stopped_early": result.stopped_early,
+        "best_epoch": None,
         "valid": None,
         "test": None,
     }
     if result.best_state is not None:  # None only when the very first epoch diverged
-        model.load_state_dict(result.best_state)
+        # train() left the best state in `model`; its valid scores are in that epoch's record
+        best = result.records[result.best_epoch - 1]
+        metrics["best_epoch"] = result.best_epoch
+        metrics["valid"] = {k.removeprefix("valid_"): v for k, v in best.items()
+                            if k.startswith("valid_") and k != "valid_loss"}
         scorer = make_scorer(model, tok, params, device, speller)
-        for split in ("valid", "test"):
-            metrics[split] = evaluate(scorer, texts[split], params.eval.segment_lines)
+        metrics["test"] = evaluate(scorer, texts["test"], params.eval.segment_lines)
         torch_save_final(model, speller, paths.model_dir(spec.run) / "model.pt")
         write_samples(model, tok, cfg, params.seed, speller, paths.model_dir(spec.run) / "samples.txt")
     return metrics, result.records
