@@ -101,9 +101,9 @@ def train_speller(params: Params, spec: RunSpec, tok: HybridTokenizer, base: Tra
 
     seed_everything(params.seed)  # the initial weights follow the seed
     speller = RNNLM(len(tok.alphabet), cfg.model, "lstm", 0.0).to(device)
-    train(speller, stream, cfg, clip=5.0, seed=params.seed, bos_id=tok.eow_id,
-              run_dir=paths.model_dir(spec.run) / "speller", params_hash=params_hash(params, spec),
-          evaluate=evaluate_speller, progress=progress, device=device)  # leaves the best state in speller
+    train(speller, stream, cfg, clip=5.0, seed=params.seed, bos_id=tok.eow_id,  # leaves the best state
+          run_dir=paths.model_dir(spec.run) / "speller", params_hash=params_hash(params, spec),
+          evaluate=evaluate_speller, progress=progress, device=device)
     return speller
 
 
