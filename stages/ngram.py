@@ -15,12 +15,12 @@ import time
 
 from pipeline import paths
 from pipeline.config import Params, load_params
+from pipeline.corpora.text import read_splits
 from pipeline.evaluation import evaluate
 from pipeline.io import write_json
 from pipeline.ngram import NgramScorer, NgramVocab, estimate, write_arpa
 from pipeline.tokenizers import load_tokenizer
 from stages._cli import run
-from stages.tokenize import read_splits
 
 log = logging.getLogger("stages.ngram")
 

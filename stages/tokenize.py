@@ -13,22 +13,12 @@ import io
 import numpy as np
 
 from pipeline import paths
-from pipeline.config import SPLITS, TOKENIZERS, load_params
+from pipeline.config import TOKENIZERS, load_params
+from pipeline.corpora.text import read_splits
 from pipeline.errors import UserError
 from pipeline.io import atomic_open, write_json
 from pipeline.tokenizers import tokenize_splits
 from stages._cli import run
-
-
-def read_splits(corpus: str) -> dict[str, str]:
-    texts = {}
-    for split in SPLITS:
-        path = paths.split_text(corpus, split)
-        try:
-            texts[split] = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise UserError(f"{path}: not found (run `dvc repro prepare@{corpus}` first)") from None
-    return texts
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import logging
 
 from pipeline import paths
 from pipeline.config import CELLS, LM_TYPES, load_params
@@ -40,13 +41,17 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--dropout", required=True, type=float)
     ap.add_argument("--clip", required=True, type=float)
     args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     params = load_params()
     params.corpus(args.corpus)
     spec = RunSpec(args.run, args.corpus, args.lm, args.cell, args.dropout, args.clip)
     if not 0 <= spec.dropout < 1 or spec.clip < 0:
         raise UserError(f"--dropout must be in [0, 1) and --clip >= 0 (got {spec.dropout}, {spec.clip})")
 
-    metrics, records = train_run(params, spec)
+    # DVC re-runs this stage only when its deps or params changed, so a checkpoint written
+    # under other params is stale, not a run to resume: start over (the old one is in the DVC
+    # cache). A killed run re-run with the same params resumes.
+    metrics, records = train_run(params, spec, restart_stale=True)
     write_curve(paths.curve_file(args.run), records)
     write_json(paths.metrics_file(args.run), metrics)
 

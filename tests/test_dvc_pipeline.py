@@ -81,13 +81,15 @@ def test_full_run_then_nothing_then_only_what_changed(repo):
     assert r.returncode == 0, r.stdout + r.stderr
     assert ran(r.stdout) == {
         "download@toy", "prepare@toy", "tokenize@toy-char", "tokenize@toy-word", "tokenize@toy-hybrid",
-        "tokenize@toy-subword", "ngram@toy-ngram-2", "train@toy-word-lstm-0.0-5",
+        "tokenize@toy-subword", "ngram@toy-ngram-2", "train@toy-word-lstm-0.0-5", "report",
     }
     m = read_json(d / "metrics" / "toy-word-lstm-0.0-5.json")
     assert m["test"]["n_chars"] == len((d / "data/text/toy/test.txt").read_text(encoding="utf-8"))
     assert m["test"]["open_vocab"] is False and m["diverged"] is False
     assert (d / "curves" / "toy-word-lstm-0.0-5.csv").read_text().startswith("epoch")
     assert read_json(d / "metrics" / "toy-ngram-2.json")["test"]["n_words"] == m["test"]["n_words"]
+    report = (d / "reports" / "README.md").read_text()
+    assert "toy-word-lstm-0.0-5" in report and "toy-ngram-2" in report
 
     r = run("dvc", "repro")
     assert r.returncode == 0 and ran(r.stdout) == set(), r.stdout
@@ -101,7 +103,7 @@ def test_full_run_then_nothing_then_only_what_changed(repo):
     set_param(d, "tokenizers.word.max_size", 12)
     r = run("dvc", "repro")
     assert r.returncode == 0, r.stdout + r.stderr
-    assert ran(r.stdout) == {"tokenize@toy-word", "ngram@toy-ngram-2", "train@toy-word-lstm-0.0-5"}
+    assert ran(r.stdout) == {"tokenize@toy-word", "ngram@toy-ngram-2", "train@toy-word-lstm-0.0-5", "report"}
 
 
 def test_bad_params_fail_the_stage_with_exit_2(repo):

@@ -62,6 +62,23 @@ def load_latest(ckpt_dir: Path, params_hash: str) -> tuple[Path, dict] | None:
     return None
 
 
+def discard_stale(ckpt_dir: Path, params_hash: str) -> list[Path]:
+    """Delete the checkpoints written with other params (or unreadable); returns them.
+
+    For callers that know a mismatch means "the inputs changed, start over" (a DVC stage is
+    only re-run when its deps or params changed); `load_latest` alone refuses instead."""
+    stale = []
+    for path in checkpoint_files(ckpt_dir):
+        try:
+            same = torch.load(path, map_location="cpu", weights_only=True).get("params_hash") == params_hash
+        except Exception:  # unreadable: useless either way
+            same = False
+        if not same:
+            path.unlink()
+            stale.append(path)
+    return stale
+
+
 def rng_state() -> dict:
     """Every global RNG, in types torch.load(weights_only=True) accepts."""
     np_state = np.random.get_state(legacy=False)

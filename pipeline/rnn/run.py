@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -18,15 +19,19 @@ import torch
 
 from pipeline import paths
 from pipeline.config import BatchingConfig, ModelConfig, OptimConfig, Params, ScheduleConfig, TrainConfig
+from pipeline.corpora.text import read_splits
 from pipeline.errors import UserError
 from pipeline.evaluation import evaluate
 from pipeline.io import atomic_open, write_text
+from pipeline.rnn.checkpoint import discard_stale
 from pipeline.rnn.model import RNNLM
 from pipeline.rnn.sampling import generate
 from pipeline.rnn.scorer import HybridScorer, RNNScorer, sequence_nll
 from pipeline.rnn.trainer import pick_device, seed_everything, train
 from pipeline.tokenizers import Tokenizer, load_tokenizer
 from pipeline.tokenizers.hybrid import HybridTokenizer
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -42,8 +47,13 @@ class RunSpec:
 
 
 def params_hash(params: Params, spec: RunSpec) -> str:
-    """Everything that shapes the trained weights; a checkpoint from other params is refused."""
+    """Everything that shapes the trained weights (params and the tokenized data); a
+    checkpoint written under another hash is never resumed."""
+    data = hashlib.sha256()
+    for path in (paths.tokenizer_file(spec.corpus, spec.lm), paths.split_tokens(spec.corpus, spec.lm, "train")):
+        data.update(path.read_bytes() if path.exists() else b"")
     relevant = {
+        "data": data.hexdigest(),
         "spec": asdict(spec),
         "seed": params.seed,
         "train": params.train_for(spec.lm).model_dump(exclude={"checkpoint_minutes", "samples",
@@ -115,12 +125,21 @@ def make_scorer(model: RNNLM, tok: Tokenizer, params: Params, device: torch.devi
     return RNNScorer(model, tok, e.batch_size, e.bptt, device)
 
 
-def train_run(params: Params, spec: RunSpec, callbacks=(), progress: bool = True) -> tuple[dict, list[dict]]:
-    """Train and score one grid member; returns (final metrics, per-epoch records)."""
+def train_run(params: Params, spec: RunSpec, callbacks=(), progress: bool = True,
+              restart_stale: bool = False) -> tuple[dict, list[dict]]:
+    """Train and score one grid member; returns (final metrics, per-epoch records).
+
+    A checkpoint left by other params or data is refused (UserError), unless `restart_stale`:
+    then it is deleted and training starts over (what a re-run DVC stage wants)."""
+    if restart_stale:
+        h = params_hash(params, spec)
+        for sub in ("checkpoints", "speller/checkpoints"):
+            for path in discard_stale(paths.model_dir(spec.run) / sub, h):
+                log.warning("%s: written with other params or data; deleted, training starts over", path)
     cfg = params.train_for(spec.lm)
     device = pick_device(cfg.device)
     tok = load_tokenizer(paths.tokenizer_file(spec.corpus, spec.lm))
-    texts = {s: read_text(paths.split_text(spec.corpus, s)) for s in ("valid", "test")}
+    texts = read_splits(spec.corpus, ("valid", "test"))
     ids = tok.model_ids(load_split_ids(spec.corpus, spec.lm, "train"))  # train() applies max_train_tokens
 
     speller = train_speller(params, spec, tok, cfg, device, progress) if spec.lm == "hybrid" else None
@@ -159,13 +178,6 @@ def train_run(params: Params, spec: RunSpec, callbacks=(), progress: bool = True
         torch_save_final(model, speller, paths.model_dir(spec.run) / "model.pt")
         write_samples(model, tok, cfg, params.seed, speller, paths.model_dir(spec.run) / "samples.txt")
     return metrics, result.records
-
-
-def read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserError(f"{path}: not found (run the prepare stage first)") from None
 
 
 def torch_save_final(model: RNNLM, speller: RNNLM | None, path: Path) -> None:

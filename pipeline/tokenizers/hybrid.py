@@ -42,7 +42,7 @@ class HybridTokenizer(WordTokenizer):
         return [self.char_stoi.get(c, self.unk_char_id) for c in word] + [self.eow_id]
 
     def encode_word(self, word: str) -> list[int]:
-        i = self.stoi.get(word)
+        i = self.word_ids.get(word)
         if i is not None:
             return [i]
         return [self.unk_id] + [self.n_words + c for c in self.spell(word)]

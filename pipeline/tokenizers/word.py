@@ -34,13 +34,15 @@ class WordTokenizer(Tokenizer):
         self.stoi = {w: i for i, w in enumerate(vocab)}
         self.unk_id, self.bos_id = self.stoi[UNK], self.stoi[EOS]
         self.eos_id = self.bos_id
+        # words of the text -> ids; a literal "<eos>" in the text is a word, not a line break
+        self.word_ids = {w: i for w, i in self.stoi.items() if w != EOS}
 
     @classmethod
     def train(cls, text: str, cfg: WordTokenizerConfig) -> "WordTokenizer":
         return cls(build_vocab(text, cfg))
 
     def encode_word(self, word: str) -> list[int]:
-        return [self.stoi.get(word, self.unk_id)]
+        return [self.word_ids.get(word, self.unk_id)]
 
     def encode(self, text: str) -> np.ndarray:
         out: list[int] = []

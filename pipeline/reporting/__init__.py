@@ -1,0 +1,129 @@
+"""The ablation report: every run's metrics in one table and two figures.
+
+Rows come from metrics/<run>.json (RNN grid members and n-gram baselines alike), sorted by
+test bits/char, the one unit every LM type shares. Closed-vocabulary rows are flagged: their
+`<unk>` swallows mass that open models must spend, so they look better than they are.
+Diverged runs stay in the table with the epoch they diverged in.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import json
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: the report stage renders files, never windows
+import matplotlib.pyplot as plt  # noqa: E402
+
+from pipeline.io import atomic_open, write_text  # noqa: E402
+
+COLUMNS = [  # (header, how to get it from a metrics dict)
+    ("run", lambda m: m["run"]),
+    ("lm", lambda m: m["lm"]),
+    ("cell", lambda m: m.get("cell", f"order {m.get('order', '')}")),
+    ("dropout", lambda m: m.get("dropout", "")),
+    ("clip", lambda m: m.get("clip", "")),
+    ("test bits/char", lambda m: _f(m["test"], "bits_per_char", 4)),
+    ("test word ppl", lambda m: _f(m["test"], "word_ppl", 1)),
+    ("valid bits/char", lambda m: _f(m["valid"], "bits_per_char", 4)),
+    ("vocab", lambda m: "closed" if m["test"] and not m["test"]["open_vocab"] else "open"),
+    ("params", lambda m: f"{m['n_params']:,}"),
+    ("status", lambda m: f"diverged (epoch {m['diverged_epoch']})" if m.get("diverged") else "ok"),
+]
+LM_COLORS = {"ngram": "#777777", "char": "#1f77b4", "word": "#ff7f0e", "hybrid": "#2ca02c", "subword": "#d62728"}
+
+
+def _f(scores: dict | None, key: str, digits: int) -> str:
+    if not scores or not math.isfinite(scores[key]):
+        return "n/a"
+    return f"{scores[key]:.{digits}f}"
+
+
+def _bpc(m: dict) -> float:
+    return m["test"]["bits_per_char"] if m["test"] else math.inf
+
+
+def collect(metrics_dir: Path) -> list[dict]:
+    rows = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(Path(metrics_dir).glob("*.json"))]
+    return sorted(rows, key=lambda m: (_bpc(m), m["run"]))
+
+
+def markdown(rows: list[dict]) -> str:
+    head = [h for h, _ in COLUMNS]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    lines += ["| " + " | ".join(str(get(m)) for _, get in COLUMNS) + " |" for m in rows]
+    return "\n".join(lines) + "\n"
+
+
+def html_table(rows: list[dict]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h, _ in COLUMNS)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(get(m)))}</td>" for _, get in COLUMNS) + "</tr>" for m in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def bar_figure(rows: list[dict], path: Path) -> None:
+    """Test bits/char per run, best first; closed-vocabulary bars hatched."""
+    done = [m for m in rows if m["test"]]
+    fig, ax = plt.subplots(figsize=(8, 0.22 * len(done) + 1.2))
+    y = range(len(done))
+    bars = ax.barh(y, [_bpc(m) for m in done], color=[LM_COLORS.get(m["lm"], "k") for m in done])
+    for bar, m in zip(bars, done):
+        if not m["test"]["open_vocab"]:
+            bar.set_hatch("//")
+    ax.set_yticks(list(y), [m["run"] for m in done], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("test bits per character (lower is better; hatched = closed vocabulary)")
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def curves_figure(curves_dir: Path, rows: list[dict], path: Path) -> None:
+    """Valid bits/char per epoch, one panel per LM type."""
+    lms = [lm for lm in LM_COLORS if lm != "ngram" and any(m["lm"] == lm for m in rows)]
+    fig, axes = plt.subplots(1, max(len(lms), 1), figsize=(4 * max(len(lms), 1), 3.2), squeeze=False)
+    for ax, lm in zip(axes[0], lms):
+        for m in rows:
+            f = Path(curves_dir) / f"{m['run']}.csv"
+            if m["lm"] != lm or not f.exists():
+                continue
+            recs = list(csv.DictReader(f.open(encoding="utf-8")))
+            if recs:
+                ax.plot([int(r["epoch"]) for r in recs], [float(r["valid_bits_per_char"]) for r in recs],
+                        marker="o", lw=1, label=m["run"].split(f"-{lm}-", 1)[-1])
+        ax.set_title(lm)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("valid bits/char")
+        ax.legend(fontsize=5)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def _save(fig, path: Path) -> None:
+    with atomic_open(path) as f:
+        fig.savefig(f, format="png", dpi=110)
+    plt.close(fig)
+
+
+def render(metrics_dir: Path, curves_dir: Path, out_dir: Path) -> list[dict]:
+    """Write out_dir/{README.md, index.html, figures/*.png}; returns the rows."""
+    rows = collect(metrics_dir)
+    out_dir = Path(out_dir)
+    bar_figure(rows, out_dir / "figures" / "test_bpc.png")
+    curves_figure(curves_dir, rows, out_dir / "figures" / "valid_curves.png")
+    intro = ("All models scored on the same raw test text by one evaluator. Bits/char and word "
+             "perplexity are derived from character and word counts of the text, not from tokenizers.")
+    write_text(out_dir / "README.md", f"# Ablation report\n\n{intro}\n\n{markdown(rows)}\n"
+               "![test bits/char](figures/test_bpc.png)\n\n![valid curves](figures/valid_curves.png)\n")
+    write_text(out_dir / "index.html", f"""<!doctype html><meta charset="utf-8"><title>Ablation report</title>
+<style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse;font-size:13px}}
+td,th{{border:1px solid #ccc;padding:2px 6px;text-align:right}} td:first-child{{text-align:left}}</style>
+<h1>Ablation report</h1><p>{html.escape(intro)}</p>{html_table(rows)}
+<p><img src="figures/test_bpc.png"></p><p><img src="figures/valid_curves.png"></p>
+""")
+    return rows
