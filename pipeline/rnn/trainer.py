@@ -18,9 +18,10 @@ and pruning); any returning True stops the run after that epoch (result.stopped_
 On resume, callbacks see only the epochs run in this call; result.records has them all.
 
 Hot path: no device->host reads per batch. Loss and norm sums stay on the device and are read
-every SYNC_S seconds (progress bar, NaN/inf check), before a checkpoint and at epoch end. A
-non-finite train loss or grad norm, or a non-finite valid loss, ends the run: the result says
-diverged with the (1-based) epoch; that is a result, not an exception.
+every SYNC_S seconds (progress bar, divergence check), before a checkpoint and at epoch end. A
+non-finite grad norm, or a train or valid loss that is non-finite or above 3 ln V + 1 nats per
+token (blown-up weights; see `_Run.max_loss`), ends the run: the result says diverged with the
+(1-based) epoch; that is a result, not an exception.
 
 Checkpoints (checkpoint.py) are written at each epoch end and every cfg.checkpoint_minutes at
 a batch boundary, holding everything a bitwise-identical continuation needs (see `_Run.save`).
@@ -187,6 +188,9 @@ class _Run:
                  device: torch.device):
         self.model, self.cfg, self.clip, self.device = model, cfg, clip, device
         self.ckpt_dir, self.params_hash = ckpt_dir, params_hash
+        # Loss per token past which the run has diverged: three uniform guesses' worth. Blown-up
+        # weights can give a finite loss of 1e6; no run that is still learning gets near this.
+        self.max_loss = 3 * math.log(model.vocab_size) + 1
         self.opt = make_optimizer(model, cfg.optim)
         self.p, self.hidden = _Progress(), None  # hidden: the state carried into the next batch
         self.p.new_epoch(device)
@@ -237,7 +241,7 @@ class _Run:
             loss, norm = torch.stack([p.loss_sum, p.norm_sum]).tolist()
             bar.update(p.epoch * batches.n_tokens + p.tokens - bar.n)
             bar.set_postfix(loss=f"{loss / p.tokens:.4f}", lr=f"{lr:.4g}", refresh=False)
-            if math.isfinite(loss) and math.isfinite(norm):
+            if math.isfinite(norm) and loss / max(p.tokens, 1) <= self.max_loss:
                 return False
             p.diverged_epoch, p.done = p.epoch + 1, True
             return True
@@ -313,7 +317,7 @@ class _Run:
         p.train_s, p.train_tokens = p.train_s + p.epoch_train_s, p.train_tokens + p.tokens
         stops = [bool(cb.on_epoch_end(record)) for cb in callbacks]  # every callback sees every epoch
         p.stopped_early = any(stops)
-        if not math.isfinite(valid_loss):
+        if not valid_loss <= self.max_loss:  # also true for NaN
             p.diverged_epoch = p.epoch + 1
         p.epoch, p.batch = p.epoch + 1, 0
         p.done = p.stopped_early or p.diverged_epoch is not None or p.epoch == self.cfg.epochs

@@ -1,0 +1,40 @@
+"""GPU presets: each one, applied to params.yaml, passes the schema; flags round-trip."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "presets"))
+import flags  # noqa: E402
+
+from pipeline.config import parse_params  # noqa: E402
+
+PRESETS = sorted(p.stem for p in (ROOT / "presets").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_preset_is_valid_and_flags_rebuild_it(name):
+    preset = flags.load(name)
+    params = flags.apply(yaml.safe_load((ROOT / "params.yaml").read_text()), preset)
+    p = parse_params(params)
+    assert p.grid.lm == ["word"] and p.grid.corpus == ["ptb"]
+    cfg = p.train_for("word")
+    # the loss-scaling rule: lr x bptt, clip / bptt (Zaremba's lr 1, clip 5 or 10)
+    assert cfg.optim.lr == pytest.approx(cfg.batching.bptt)
+    assert p.grid.clip[0] * cfg.batching.bptt == pytest.approx(10 if name == "zaremba-large" else 5, rel=1e-5)
+    argv = flags.flags(preset)
+    rebuilt = {}
+    for key_value in argv[1::2]:
+        key, value = key_value.split("=", 1)
+        rebuilt[key] = yaml.safe_load(value)
+    assert flags.apply(yaml.safe_load((ROOT / "params.yaml").read_text()), rebuilt) == params
+
+
+def test_unknown_preset_exits_2():
+    r = subprocess.run([sys.executable, str(ROOT / "presets/flags.py"), "zaremba-huge"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "unknown preset 'zaremba-huge'" in r.stderr

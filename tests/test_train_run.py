@@ -1,0 +1,97 @@
+"""One grid member through the real stages, in a temporary project on a toy corpus."""
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.config import load_params
+from pipeline.errors import UserError
+from pipeline.io import read_json
+from pipeline.reporting import render
+from pipeline.rnn.run import RunSpec, train_run
+from stages import download, prepare, tokenize
+from stages import train as train_stage
+
+ROOT = Path(__file__).resolve().parents[1]
+WORDS = "thou art the king and i the fool who sings of rome while lords and ladies dance".split()
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    blocks = []
+    for b in range(40):
+        blocks.append("\n".join(" ".join(WORDS[(b * 5 + i * 3 + j * 7) % len(WORDS)] for j in range(3 + (i + b) % 6))
+                                for i in range(10)))
+    (tmp_path / "toy.txt").write_text("\n\n".join(blocks) + "\n", encoding="utf-8")
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["corpora"] = {"toy": {"source": "local", "path": str(tmp_path / "toy.txt")}}
+    params["grid"]["corpus"] = ["toy"]
+    params["prepare"]["split"].update(valid=0.1, test=0.1)
+    params["tokenizers"]["word"]["max_size"] = 12
+    params["tokenizers"]["hybrid"].update(max_size=12, min_count=1)
+    params["tokenizers"]["subword"]["vocab_size"] = 300
+    params["train"].update(epochs=2, max_train_tokens=1500, samples=1, sample_tokens=12)
+    params["train"]["model"].update(embed_dim=16, hidden=16)
+    params["speller"].update(hidden=16, embed_dim=8, epochs=1, max_train_tokens=2000)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(tmp_path)
+    download.main(["toy"])
+    prepare.main(["toy"])
+    for kind in ("word", "hybrid"):
+        tokenize.main(["toy", kind])
+    return tmp_path
+
+
+def set_param(path: str, value) -> None:
+    params = yaml.safe_load(Path("params.yaml").read_text())
+    *parents, last = path.split(".")
+    node = params
+    for p in parents:
+        node = node[p]
+    node[last] = value
+    Path("params.yaml").write_text(yaml.safe_dump(params))
+
+
+def test_hybrid_run_is_open_vocabulary_and_spells_its_samples(project):
+    train_stage.main(["toy-hybrid-gru-0.0-5", "--corpus", "toy", "--lm", "hybrid", "--cell", "gru",
+                      "--dropout", "0.0", "--clip", "5"])
+    m = read_json("metrics/toy-hybrid-gru-0.0-5.json")
+    assert m["test"]["open_vocab"] is True and m["test"]["n_oov"] == 0
+    assert m["valid"]["nll_nats"] > 0 and m["best_epoch"] in (1, 2)
+    samples = Path("models/toy-hybrid-gru-0.0-5/samples.txt").read_text()
+    assert "<unk>" not in samples and samples.startswith("--- sample 0")
+    assert Path("models/toy-hybrid-gru-0.0-5/speller/checkpoints").is_dir()
+
+
+def test_same_params_and_seed_give_the_same_numbers(project):
+    params = load_params()
+    a, _ = train_run(params, RunSpec("a", "toy", "word", "lstm", 0.5, 5.0), progress=False)
+    b, _ = train_run(params, RunSpec("b", "toy", "word", "lstm", 0.5, 5.0), progress=False)
+    assert a["test"] == b["test"] and a["valid"] == b["valid"]
+
+
+def test_divergence_is_a_result_and_the_report_shows_it(project):
+    set_param("train.optim.lr", 1e9)
+    train_stage.main(["toy-word-rnn_relu-0.0-0", "--corpus", "toy", "--lm", "word", "--cell", "rnn_relu",
+                      "--dropout", "0.0", "--clip", "0"])
+    m = read_json("metrics/toy-word-rnn_relu-0.0-0.json")
+    assert m["diverged"] is True and m["diverged_epoch"] == 1 and m["test"] is None
+    rows = render(Path("metrics"), Path("curves"), Path("reports"))
+    assert rows[-1]["run"] == "toy-word-rnn_relu-0.0-0"
+    assert "diverged (epoch 1)" in Path("reports/README.md").read_text()
+    assert Path("reports/figures/test_bpc.png").stat().st_size > 0
+
+
+def test_checkpoint_of_other_data_is_refused_or_restarted(project):
+    spec = RunSpec("toy-word-lstm-0.0-5", "toy", "word", "lstm", 0.0, 5.0)
+    first, _ = train_run(load_params(), spec, progress=False)
+    set_param("tokenizers.word.max_size", 10)  # same train params, other data
+    tokenize.main(["toy", "word"])
+    with pytest.raises(UserError, match="checkpoint written with other params"):
+        train_run(load_params(), spec, progress=False)
+    again, _ = train_run(load_params(), spec, progress=False, restart_stale=True)
+    assert again["test"]["n_tokens"] == first["test"]["n_tokens"]
+    assert again["test"]["nll_nats"] != first["test"]["nll_nats"]
