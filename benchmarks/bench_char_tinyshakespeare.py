@@ -73,7 +73,7 @@ def main() -> None:
         tokenize.main(["tinyshakespeare", "char"])
         run = f"tinyshakespeare-char-lstm-{args.dropout}-1.0"
         t0 = time.perf_counter()
-        train.main([run, "--corpus", "tinyshakespeare", "--lm", "char", "--cell", "lstm",
+        train.main(["tinyshakespeare", run, "--lm", "char", "--cell", "lstm",
                     "--dropout", str(args.dropout), "--clip", "1.0"])
         wall = time.perf_counter() - t0
         m = json.loads((tmp / "metrics" / f"{run}.json").read_text())

@@ -7,27 +7,21 @@ Writes data/tokens/<corpus>/<tokenizer>/{tokenizer.json, train.npy, valid.npy, t
 
 from __future__ import annotations
 
-import argparse
 import io
 
 import numpy as np
 
 from pipeline import paths
-from pipeline.config import TOKENIZERS, load_params
+from pipeline.config import TOKENIZERS
 from pipeline.corpora.text import read_splits
 from pipeline.errors import UserError
 from pipeline.io import atomic_open, write_json
 from pipeline.tokenizers import tokenize_splits
-from stages._cli import run
+from stages._cli import corpus_stage, run
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("corpus")
-    ap.add_argument("tokenizer")
-    args = ap.parse_args(argv)
-    params = load_params()
-    params.corpus(args.corpus)
+    args, params = corpus_stage(__doc__, argv, lambda ap: ap.add_argument("tokenizer", help=f"one of {TOKENIZERS}"))
     if args.tokenizer not in TOKENIZERS:
         raise UserError(f"unknown tokenizer {args.tokenizer!r}; allowed {list(TOKENIZERS)}")
     cfg = getattr(params.tokenizers, args.tokenizer)

@@ -1,7 +1,7 @@
 """Stage train@<run>: train one member of the ablation grid and score it.
 
-    python -m stages.train shakespeare-word-lstm-0.5-5 --corpus shakespeare --lm word \\
-        --cell lstm --dropout 0.5 --clip 5
+    python -m stages.train shakespeare shakespeare-word-lstm-0.5-5 --lm word --cell lstm \\
+        --dropout 0.5 --clip 5
 
 Writes models/<run>/ (checkpoints, model.pt, samples.txt), metrics/<run>.json, curves/<run>.csv.
 Re-running after a kill resumes from the last checkpoint.
@@ -12,14 +12,13 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import logging
 
 from pipeline import paths
-from pipeline.config import CELLS, LM_TYPES, load_params
+from pipeline.config import CELLS, LM_TYPES
 from pipeline.errors import UserError
 from pipeline.io import write_json, write_text
 from pipeline.rnn.run import RunSpec, train_run
-from stages._cli import run
+from stages._cli import corpus_stage, run
 
 
 def write_curve(path, records: list[dict]) -> None:
@@ -33,17 +32,14 @@ def write_curve(path, records: list[dict]) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("run", help="run id (the DVC matrix key)")
-    ap.add_argument("--corpus", required=True)
-    ap.add_argument("--lm", required=True, choices=LM_TYPES)
-    ap.add_argument("--cell", required=True, choices=CELLS)
-    ap.add_argument("--dropout", required=True, type=float)
-    ap.add_argument("--clip", required=True, type=float)
-    args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
-    params = load_params()
-    params.corpus(args.corpus)
+    def add_args(ap: argparse.ArgumentParser) -> None:
+        ap.add_argument("run", help="run id (the DVC matrix key)")
+        ap.add_argument("--lm", required=True, choices=LM_TYPES)
+        ap.add_argument("--cell", required=True, choices=CELLS)
+        ap.add_argument("--dropout", required=True, type=float)
+        ap.add_argument("--clip", required=True, type=float)
+
+    args, params = corpus_stage(__doc__, argv, add_args)
     spec = RunSpec(args.run, args.corpus, args.lm, args.cell, args.dropout, args.clip)
     if not 0 <= spec.dropout < 1 or spec.clip < 0:
         raise UserError(f"--dropout must be in [0, 1) and --clip >= 0 (got {spec.dropout}, {spec.clip})")

@@ -56,7 +56,7 @@ def set_param(path: str, value) -> None:
 
 
 def test_hybrid_run_is_open_vocabulary_and_spells_its_samples(project):
-    train_stage.main(["toy-hybrid-gru-0.0-5", "--corpus", "toy", "--lm", "hybrid", "--cell", "gru",
+    train_stage.main(["toy", "toy-hybrid-gru-0.0-5", "--lm", "hybrid", "--cell", "gru",
                       "--dropout", "0.0", "--clip", "5"])
     m = read_json("metrics/toy-hybrid-gru-0.0-5.json")
     assert m["test"]["open_vocab"] is True and m["test"]["n_oov"] == 0
@@ -75,7 +75,7 @@ def test_same_params_and_seed_give_the_same_numbers(project):
 
 def test_divergence_is_a_result_and_the_report_shows_it(project):
     set_param("train.optim.lr", 1e9)
-    train_stage.main(["toy-word-rnn_relu-0.0-0", "--corpus", "toy", "--lm", "word", "--cell", "rnn_relu",
+    train_stage.main(["toy", "toy-word-rnn_relu-0.0-0", "--lm", "word", "--cell", "rnn_relu",
                       "--dropout", "0.0", "--clip", "0"])
     m = read_json("metrics/toy-word-rnn_relu-0.0-0.json")
     assert m["diverged"] is True and m["diverged_epoch"] == 1 and m["test"] is None
