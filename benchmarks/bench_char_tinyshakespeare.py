@@ -1,6 +1,6 @@
 """Char-LSTM on Tiny Shakespeare, nanoGPT's split, through the pipeline's own stages.
 
-    python benchmarks/bench_char_tinyshakespeare.py [--input ../shared/corpora/tinyshakespeare/input.txt]
+    python -m benchmarks.bench_char_tinyshakespeare [--input ../shared/corpora/tinyshakespeare/input.txt]
         [--hidden 512 --layers 1 --epochs 2 --tokens 1000000]
 
 The first 90% of the characters (cut at a line break) become train, the last 10% valid; test

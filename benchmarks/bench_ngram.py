@@ -1,6 +1,6 @@
 """Benchmark: our modified Kneser-Ney estimator against NLTK's KneserNeyInterpolated.
 
-    python benchmarks/bench_ngram.py [--text FILE] [--orders 3 5] [--scale-tokens 1000000]
+    python -m benchmarks.bench_ngram [--text FILE] [--orders 3 5] [--scale-tokens 1000000]
 
 Text: data/text/shakespeare/train.txt by default, one sentence per line (blank lines are
 dropped), tested on the test.txt beside it; any other file holds out every 20th line as test.
@@ -88,11 +88,13 @@ def ours(symbols: list[str], train: str, order: int, score_text: str, sample: li
     )
 
 
-def nltk_fit_and_score(train: list[list[str]], order: int, sample: list[list[str]]) -> dict:
+def nltk_fit_and_score(train_text: str, known: set[str], order: int, sample: list[list[str]]) -> dict:
+    """Like `ours`, timed from the raw train text and the same vocabulary (words -> <UNK>)."""
     from nltk.lm import KneserNeyInterpolated
     from nltk.lm.preprocessing import padded_everygram_pipeline
 
     base, start = reset_peak(), time.perf_counter()
+    train = [[w if w in known else "<UNK>" for w in line.split()] for line in train_text.splitlines()]
     lm = KneserNeyInterpolated(order)
     lm.fit(*padded_everygram_pipeline(order, train))
     fit_s, top = time.perf_counter() - start, peak()
@@ -148,7 +150,6 @@ def main() -> None:
     tok = WordTokenizer.train("\n".join(train), WordTokenizerConfig())  # the word RNN's default vocabulary
     symbols = NgramVocab.from_tokenizer(tok, "word").symbols
     known = set(symbols)
-    nltk_train = [[w if w in known else "<UNK>" for w in line.split()] for line in train]
 
     rng, sample, n = np.random.default_rng(0), [], 0
     for i in rng.permutation(len(test)):  # test sentences until about --sample n-grams
@@ -170,7 +171,7 @@ def main() -> None:
     print("|---" * 14 + "|")
     for order in args.orders:
         o = in_fresh_process(ours, symbols, train_text, order, score_text, sample, arpa)
-        k = in_fresh_process(nltk_fit_and_score, nltk_train, order, nltk_sample)
+        k = in_fresh_process(nltk_fit_and_score, train_text, known, order, nltk_sample)
         finite = [j for j, v in enumerate(k["log2"]) if math.isfinite(v)]
         n_tok = sum(len(nltk_sample[j]) + 1 for j in finite)
         ppl_ours = 10 ** (-sum(o["log10"][j] for j in finite) / n_tok)

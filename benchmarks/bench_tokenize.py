@@ -1,6 +1,6 @@
 """Tokenizer throughput on the default corpus: fit time and encode/decode MB/s per tokenizer.
 
-    python benchmarks/bench_tokenize.py [--text data/text/shakespeare/train.txt] [--repeat 3]
+    python -m benchmarks.bench_tokenize [--text data/text/shakespeare/train.txt] [--repeat 3]
 
 MB are megabytes of UTF-8 text. The baseline in the same run is a plain `str.split()` over
 the same text (the least work any word-level tokenizer can do), so the ratios travel across

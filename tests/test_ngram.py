@@ -403,3 +403,14 @@ def test_stage_empty_or_missing_train_split(project, capsys):
     with pytest.raises(SystemExit):
         run(main, ["toy", "3"])
     assert "train.txt: not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text", ["a b\nc", "", "\n\n", "  x  y \n z\n", "a <s> b\n\nc </s>\n", "a\x00b\nc\n"])
+def test_word_stream_is_one_sentence_per_line(text):
+    vocab = word_vocab(toy_text(30, 0) + "a b c x y z\n", max_size=None)
+    stream, n_oov = vocab.encode(text)
+    expect = []
+    for line in text.split("\n")[:-1] + ([text.rsplit("\n", 1)[-1]] if not text.endswith("\n") and text else []):
+        expect += [vocab.bos_id] + [vocab.stoi.get(w, vocab.unk_id) for w in line.split()] + [vocab.eos_id]
+    assert stream.tolist() == expect
+    assert n_oov == sum(1 for line in text.split("\n") for w in line.split() if w not in vocab.stoi)
