@@ -46,14 +46,27 @@ class RunSpec:
     clip: float
 
 
+# The code that shapes a trained model: the train stage's code deps in dvc.yaml, plus the schema.
+CODE = [Path(__file__).parents[1] / p for p in ("rnn", "evaluation", "tokenizers", "config.py")]
+
+
+def code_hash() -> str:
+    h = hashlib.sha256()
+    for path in sorted(f for p in CODE for f in ([p] if p.is_file() else p.rglob("*.py"))):
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
 def params_hash(params: Params, spec: RunSpec) -> str:
-    """Everything that shapes the trained weights (params and the tokenized data); a
-    checkpoint written under another hash is never resumed."""
+    """Everything that shapes the trained weights (params, the tokenized data, the code); a
+    checkpoint written under another hash is never resumed. So when DVC re-runs a stage
+    because any of its deps changed, a finished checkpoint is not passed off as the result."""
     data = hashlib.sha256()
     for path in (paths.tokenizer_file(spec.corpus, spec.lm), paths.split_tokens(spec.corpus, spec.lm, "train")):
         data.update(path.read_bytes() if path.exists() else b"")
     relevant = {
         "data": data.hexdigest(),
+        "code": code_hash(),
         "spec": asdict(spec),
         "seed": params.seed,
         "train": params.train_for(spec.lm).model_dump(exclude={"checkpoint_minutes", "samples",
