@@ -30,7 +30,7 @@ COLUMNS = [  # (header, how to get it from a metrics dict)
     ("test bits/char", lambda m: _f(m["test"], "bits_per_char", 4)),
     ("test word ppl", lambda m: _f(m["test"], "word_ppl", 1)),
     ("valid bits/char", lambda m: _f(m["valid"], "bits_per_char", 4)),
-    ("vocab", lambda m: "closed" if m["test"] and not m["test"]["open_vocab"] else "open"),
+    ("vocab", lambda m: "n/a" if not m["test"] else "open" if m["test"]["open_vocab"] else "closed"),
     ("params", lambda m: f"{m['n_params']:,}"),
     ("status", lambda m: f"diverged (epoch {m['diverged_epoch']})" if m.get("diverged") else "ok"),
 ]

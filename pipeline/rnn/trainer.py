@@ -19,7 +19,7 @@ On resume, callbacks see only the epochs run in this call; result.records has th
 
 Hot path: no device->host reads per batch. Loss and norm sums stay on the device and are read
 every SYNC_S seconds (progress bar, divergence check), before a checkpoint and at epoch end. A
-non-finite grad norm, or a train or valid loss that is non-finite or above 3 ln V + 1 nats per
+non-finite grad norm, or a train or valid loss that is non-finite or above 10 ln V + 10 nats per
 token (blown-up weights; see `_Run.max_loss`), ends the run: the result says diverged with the
 (1-based) epoch; that is a result, not an exception.
 
@@ -188,9 +188,10 @@ class _Run:
                  device: torch.device):
         self.model, self.cfg, self.clip, self.device = model, cfg, clip, device
         self.ckpt_dir, self.params_hash = ckpt_dir, params_hash
-        # Loss per token past which the run has diverged: three uniform guesses' worth. Blown-up
-        # weights can give a finite loss of 1e6; no run that is still learning gets near this.
-        self.max_loss = 3 * math.log(model.vocab_size) + 1
+        # Loss per token past which the run has diverged: ten uniform guesses' worth. Blown-up
+        # weights give finite losses of 1e6; a vanilla RNN that recovered from a bad first
+        # epoch was seen at 4 ln V, still well below this.
+        self.max_loss = 10 * math.log(model.vocab_size) + 10
         self.opt = make_optimizer(model, cfg.optim)
         self.p, self.hidden = _Progress(), None  # hidden: the state carried into the next batch
         self.p.new_epoch(device)
@@ -311,7 +312,7 @@ class _Run:
             "wall_s": p.epoch_train_s + time.monotonic() - t0,
         }
         p.records.append(record)
-        if valid_loss < p.best_loss:
+        if valid_loss < p.best_loss and valid_loss <= self.max_loss:  # never a diverged state
             p.best_loss, p.best_epoch = valid_loss, p.epoch + 1
             p.best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         p.train_s, p.train_tokens = p.train_s + p.epoch_train_s, p.train_tokens + p.tokens
