@@ -405,7 +405,7 @@ def test_stage_empty_or_missing_train_split(project, capsys):
     assert "train.txt: not found" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("text", ["a b\nc", "", "\n\n", "  x  y \n z\n", "a <s> b\n\nc </s>\n", "a\x00b\nc\n"])
+@pytest.mark.parametrize("text", ["a b\nc", "", "\n\n", "  x  y \n z\n", "a <s> b\n\nc </s>\n", "a\x00b\nc\n", "a\x01b\nc"])
 def test_word_stream_is_one_sentence_per_line(text):
     vocab = word_vocab(toy_text(30, 0) + "a b c x y z\n", max_size=None)
     stream, n_oov = vocab.encode(text)

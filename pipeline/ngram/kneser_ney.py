@@ -91,8 +91,9 @@ def count(stream: np.ndarray, h: np.ndarray, V: int, bos_id: int, order: int) ->
         starts = np.flatnonzero(new)
         rep = by_gram[starts]  # one occurrence of each distinct gram
         out.append(_Grams(key[starts], np.diff(np.r_[starts, len(key)]), rows[rep], h[rep] == k - 1))
-        rows = np.full(len(stream), -1, dtype=np.int64)
-        rows[by_gram] = np.cumsum(new) - 1
+        if k < order:  # the next order's prefixes
+            rows = np.full(len(stream), -1, dtype=np.int64)
+            rows[by_gram] = np.cumsum(new) - 1
     return out
 
 

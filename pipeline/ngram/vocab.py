@@ -28,7 +28,7 @@ from pipeline.tokenizers.base import split_lines
 BOS_SYM, EOS_SYM, UNK_SYM = "<s>", "</s>", UNK
 RESERVED = (UNK_SYM, BOS_SYM, EOS_SYM)
 Unit = Literal["word", "char"]
-LINE_MARK, MARK_ID = "\x00", -1  # stands for a line break while encoding words
+EOS_MARK, BOS_MARK = "\x00", "\x01"  # stand for </s> and <s> while encoding words
 
 
 def escape_char(c: str) -> str:
@@ -51,7 +51,7 @@ class NgramVocab:
         units = (s if unit == "word" else unescape_symbol(s) for s in symbols)
         # text unit -> id; the reserved symbols are no text units (literal "<s>" is <unk>)
         self.stoi = {u: i for i, (u, s) in enumerate(zip(units, symbols)) if s not in RESERVED}
-        self._word_ids = {**self.stoi, LINE_MARK: MARK_ID}
+        self._stream_ids = {**self.stoi, EOS_MARK: self.eos_id, BOS_MARK: self.bos_id}
         if unit == "char":  # sorted code points for vectorised lookup; a sentinel past U+10FFFF
             table = sorted((ord(c), i) for c, i in self.stoi.items()) + [(0x110000, self.unk_id)]
             self._cps, self._cp_ids = np.array(table, dtype=np.int64).T
@@ -73,19 +73,17 @@ class NgramVocab:
     def encode(self, text: str) -> tuple[np.ndarray, int]:
         """(stream, n_oov): int64 ids `<s> u.. </s> <s> u.. </s> ...`, one sentence per line;
         n_oov = units mapped to `<unk>`."""
-        if self.unit == "word" and LINE_MARK not in text:
-            # One split for the whole text, line breaks kept as a marker word (a non-space
-            # character, so str.split keeps it): no per-line lists, no second pass.
+        if self.unit == "word" and EOS_MARK not in text and BOS_MARK not in text:
+            # The stream in one split of the whole text: each line break becomes the marker
+            # words `</s> <s>` (non-space characters, so str.split keeps them), no per-line lists.
             if text and not text.endswith("\n"):
                 text += "\n"
-            words = text.replace("\n", f" {LINE_MARK} ").split()
-            ids = np.fromiter(map(self._word_ids.get, words, repeat(self.unk_id)), dtype=np.int64,
+            words = (f"{BOS_MARK} " + text.replace("\n", f" {EOS_MARK} {BOS_MARK} ")).split()[:-1]
+            ids = np.fromiter(map(self._stream_ids.get, words, repeat(self.unk_id)), dtype=np.int64,
                               count=len(words))
-            ends = np.flatnonzero(ids == MARK_ID)  # position of each line's marker
-            lengths = np.diff(ends, prepend=-1) - 1
-            return self._sentences(ids[ids != MARK_ID], lengths), int((ids == self.unk_id).sum())
+            return ids, int(np.count_nonzero(ids == self.unk_id))
         lines = split_lines(text)
-        if self.unit == "word":  # a text holding the marker itself: line by line
+        if self.unit == "word":  # a text holding a marker character itself: line by line
             lengths = np.fromiter(map(len, map(str.split, lines)), dtype=np.int64, count=len(lines))
             words = text.split()
             ids = np.fromiter(
