@@ -103,11 +103,12 @@ def speller_config(params: Params, base: TrainConfig) -> TrainConfig:
     )
 
 
-def train_speller(params: Params, spec: RunSpec, tok: HybridTokenizer, base: TrainConfig,
-                  device: torch.device, progress: bool) -> RNNLM:
-    """A character RNN over the spellings of the train words outside the vocabulary."""
+def train_speller(params: Params, spec: RunSpec, tok: HybridTokenizer, train_ids: np.ndarray,
+                  base: TrainConfig, h: str, device: torch.device, progress: bool) -> RNNLM:
+    """A character RNN over the spellings of the train words outside the vocabulary.
+    train_ids: the hybrid tokenizer's train split, spellings included; h: the run's params hash."""
     cfg = speller_config(params, base)
-    spellings = tok.spellings(load_split_ids(spec.corpus, "hybrid", "train"))
+    spellings = tok.spellings(train_ids)
     if not spellings:
         raise UserError(f"corpus {spec.corpus!r}: no train word falls outside the hybrid vocabulary, "
                         "so there is nothing to train the speller on; raise tokenizers.hybrid.min_count "
@@ -125,7 +126,7 @@ def train_speller(params: Params, spec: RunSpec, tok: HybridTokenizer, base: Tra
     seed_everything(params.seed)  # the initial weights follow the seed
     speller = RNNLM(len(tok.alphabet), cfg.model, "lstm", 0.0).to(device)
     train(speller, stream, cfg, clip=5.0, seed=params.seed, bos_id=tok.eow_id,  # leaves the best state
-          run_dir=paths.model_dir(spec.run) / "speller", params_hash=params_hash(params, spec),
+          run_dir=paths.model_dir(spec.run) / "speller", params_hash=h,
           evaluate=evaluate_speller, progress=progress, device=device)
     return speller
 
@@ -144,8 +145,8 @@ def train_run(params: Params, spec: RunSpec, callbacks=(), progress: bool = True
 
     A checkpoint left by other params or data is refused (UserError), unless `restart_stale`:
     then it is deleted and training starts over (what a re-run DVC stage wants)."""
+    h = params_hash(params, spec)
     if restart_stale:
-        h = params_hash(params, spec)
         for sub in ("checkpoints", "speller/checkpoints"):
             for path in discard_stale(paths.model_dir(spec.run) / sub, h):
                 log.warning("%s: written with other params or data; deleted, training starts over", path)
@@ -153,9 +154,10 @@ def train_run(params: Params, spec: RunSpec, callbacks=(), progress: bool = True
     device = pick_device(cfg.device)
     tok = load_tokenizer(paths.tokenizer_file(spec.corpus, spec.lm))
     texts = read_splits(spec.corpus, ("valid", "test"))
-    ids = tok.model_ids(load_split_ids(spec.corpus, spec.lm, "train"))  # train() applies max_train_tokens
-
-    speller = train_speller(params, spec, tok, cfg, device, progress) if spec.lm == "hybrid" else None
+    train_ids = load_split_ids(spec.corpus, spec.lm, "train")
+    ids = tok.model_ids(train_ids)  # train() applies max_train_tokens
+    speller = (train_speller(params, spec, tok, train_ids, cfg, h, device, progress)
+               if spec.lm == "hybrid" else None)
     seed_everything(params.seed)  # the initial weights follow the seed
     model = RNNLM(tok.vocab_size, cfg.model, spec.cell, spec.dropout).to(device)
 
@@ -163,7 +165,7 @@ def train_run(params: Params, spec: RunSpec, callbacks=(), progress: bool = True
         return evaluate(make_scorer(m, tok, params, device, speller), texts["valid"], params.eval.segment_lines)
 
     result = train(model, ids, cfg, clip=spec.clip, seed=params.seed, bos_id=tok.bos_id,
-                   run_dir=paths.model_dir(spec.run), params_hash=params_hash(params, spec),
+                   run_dir=paths.model_dir(spec.run), params_hash=h,
                    evaluate=evaluate_valid, callbacks=callbacks, progress=progress, device=device)
 
     metrics = {

@@ -33,13 +33,13 @@ def tokenize_splits(kind: str, texts: dict[str, str], cfg) -> tuple[Tokenizer, d
     ids = {split: a.astype(dtype) for split, a in full.items()}
     stats: dict = {"kind": kind, "vocab_size": tok.vocab_size, "dtype": dtype.name, "splits": {}}
     for split, a in full.items():
-        m = tok.model_ids(a)
+        m, oov = tok.model_ids(a), tok.n_oov(a)
         s = {
             "tokens": int(len(m)),
             "chars": len(texts[split]),
             "tokens_per_char": len(m) / max(len(texts[split]), 1),
-            "oov": tok.n_oov(a),
-            "oov_rate": tok.n_oov(a) / max(len(m), 1),
+            "oov": oov,
+            "oov_rate": oov / max(len(m), 1),
         }
         if kind == "hybrid":  # words spelled by the speller (not lost: the model is open)
             s["unk_words"] = tok.n_unk_words(a)
