@@ -1,10 +1,11 @@
-"""Stage ngram@<corpus>-<order>: interpolated modified Kneser-Ney on train, scored on valid/test.
+"""Stage ngram@<corpus>-ngram-<order>: interpolated modified Kneser-Ney on train, scored on
+valid/test.
 
     python -m stages.ngram shakespeare 5
 
-Reads data/text/<corpus>/{train,valid,test}.txt and the `ngram.unit` tokenizer's vocabulary
-(data/tokens/<corpus>/<unit>/tokenizer.json); writes models/<run>/model.arpa[.gz] and
-metrics/<run>.json, run = <corpus>-ngram-<order>.
+Estimates on the `ngram.unit` tokenizer's train ids (data/tokens/<corpus>/<unit>/, the ids the
+word or char RNN trains on) and scores data/text/<corpus>/{valid,test}.txt. Writes
+models/<run>/model.arpa[.gz] and metrics/<run>.json, run = <corpus>-ngram-<order>.
 """
 
 from __future__ import annotations

@@ -54,7 +54,7 @@ def word_vocab(text: str, max_size: int | None = 8) -> NgramVocab:
 def quiet_estimate(vocab, text, order):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # discount fallbacks on toy data are tested separately
-        return estimate(vocab, text, order)
+        return estimate(vocab, vocab.encode(text)[0], order)
 
 
 TRAIN = toy_text(300, seed=0)
@@ -277,7 +277,7 @@ def test_good_arpa_and_unreadable_files(tmp_path):
 def test_degenerate_corpus_warns_and_stays_finite(text, order):
     vocab = word_vocab(text, max_size=None)
     with pytest.warns(UserWarning, match="count-of-counts"):
-        fit = estimate(vocab, text, order)
+        fit = estimate(vocab, vocab.encode(text)[0], order)
     assert all(np.isfinite(o.logp).all() and np.isfinite(o.backoff).all() for o in fit.model.orders)
     assert np.isfinite(fit.discounts).all() and (fit.discounts > 0).all()
     units = np.setdiff1d(np.arange(len(vocab)), [vocab.bos_id])
@@ -290,14 +290,15 @@ def test_order_bounds():
     vocab = word_vocab(text, max_size=None)
     for order in (0, -1, 6):
         with pytest.raises(UserError, match=r"order .* out of range for train.txt: allowed 1\.\.5"):
-            estimate(vocab, text, order, where="train.txt")
+            estimate(vocab, vocab.encode(text)[0], order, where="train.txt")
     assert quiet_estimate(vocab, text, 5).model.order == 5
 
 
 @pytest.mark.parametrize("text", ["", "\n\n\n"])
 def test_empty_split_is_a_user_error(text):
     with pytest.raises(UserError, match="train.txt: no words .*empty split"):
-        estimate(word_vocab("a b\n"), text, 3, where="train.txt")
+        vocab = word_vocab("a b\n")
+        estimate(vocab, vocab.encode(text)[0], 3, where="train.txt")
 
 
 # ----------------------------------------------------------------------------- evaluator, stage
@@ -338,7 +339,7 @@ def test_char_scorer_counts_every_character():
 
 @pytest.fixture
 def project(tmp_path, monkeypatch):
-    """A project root with params.yaml, prepared splits and the word tokenizer."""
+    """A project root with params.yaml, prepared splits and the word tokenizer with its train ids."""
     params = {
         "corpora": {"toy": {"source": "local", "path": "toy.txt"}},
         "grid": {"corpus": ["toy"], "lm": ["word"], "cell": ["lstm"], "dropout": [0.0], "clip": [5]},
@@ -349,9 +350,9 @@ def project(tmp_path, monkeypatch):
     d.mkdir(parents=True)
     for split, seed in (("train", 0), ("valid", 1), ("test", 2)):
         (d / f"{split}.txt").write_text(TRAIN if split == "train" else toy_text(50, seed, WORDS + ["zounds"]))
-    WordTokenizer.train(TRAIN, WordTokenizerConfig(max_size=8)).save(
-        tmp_path / "data/tokens/toy/word/tokenizer.json"
-    )
+    tok = WordTokenizer.train(TRAIN, WordTokenizerConfig(max_size=8))
+    tok.save(tmp_path / "data/tokens/toy/word/tokenizer.json")
+    np.save(tmp_path / "data/tokens/toy/word/train.npy", tok.encode(TRAIN).astype(np.uint8))
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
@@ -395,14 +396,18 @@ def test_stage_bad_input_exits_2(project, capsys, args, fragment):
 
 
 def test_stage_empty_or_missing_train_split(project, capsys):
-    (project / "data/text/toy/train.txt").write_text("")
+    np.save(project / "data/tokens/toy/word/train.npy", np.zeros(0, np.uint8))
     with pytest.raises(SystemExit):
         run(main, ["toy", "3"])
-    assert "data/text/toy/train.txt: no words" in capsys.readouterr().err
-    (project / "data/text/toy/train.txt").unlink()
+    assert "data/tokens/toy/word/train.npy: no words" in capsys.readouterr().err
+    (project / "data/tokens/toy/word/train.npy").unlink()
     with pytest.raises(SystemExit):
         run(main, ["toy", "3"])
-    assert "train.txt: not found" in capsys.readouterr().err
+    assert "train.npy: not found (run `dvc repro tokenize@toy-word` first)" in capsys.readouterr().err
+    (project / "data/tokens/toy/word/train.npy").write_bytes(b"\x93NUMPY garbage")
+    with pytest.raises(SystemExit) as e:
+        run(main, ["toy", "3"])
+    assert e.value.code == 2 and "train.npy: not a token array" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("text", ["a b\nc", "", "\n\n", "  x  y \n z\n", "a <s> b\n\nc </s>\n", "a\x00b\nc\n", "a\x01b\nc"])
@@ -414,3 +419,19 @@ def test_word_stream_is_one_sentence_per_line(text):
         expect += [vocab.bos_id] + [vocab.stoi.get(w, vocab.unk_id) for w in line.split()] + [vocab.eos_id]
     assert stream.tolist() == expect
     assert n_oov == sum(1 for line in text.split("\n") for w in line.split() if w not in vocab.stoi)
+
+
+EDGE_TEXTS = ["a b <s> </s> <eos> <unk> zz\r q\n\nc a\n", "a b\nc", "", "\n", "a\n\n\n b", "x \u00e9 \U0001F600\n a"]
+
+
+@pytest.mark.parametrize("text", EDGE_TEXTS)
+@pytest.mark.parametrize("unit", ["word", "char"])
+def test_token_ids_give_the_stream_encode_gives(unit, text):
+    """The stage estimates on the tokenize stage's ids; the scorer encodes text: same stream."""
+    tok = (
+        WordTokenizer.train(TRAIN + "<s> </s> \u00e9\n", WordTokenizerConfig(max_size=None))
+        if unit == "word"
+        else CharTokenizer.train(TRAIN + "<s> \u00e9\n", CharTokenizerConfig())
+    )
+    vocab = NgramVocab.from_tokenizer(tok, unit)
+    assert vocab.from_token_ids(tok, tok.encode(text)).tolist() == vocab.encode(text)[0].tolist()

@@ -109,10 +109,9 @@ def adjusted_counts(grams: list[_Grams]) -> list[np.ndarray]:
     return adjusted
 
 
-def estimate(vocab: NgramVocab, text: str, order: int, where: str = "training text") -> Estimate:
-    """Fit an order-`order` model on `text` (one sentence per line). `where` names the text in
-    errors."""
-    stream, _ = vocab.encode(text)
+def estimate(vocab: NgramVocab, stream: np.ndarray, order: int, where: str = "training text") -> Estimate:
+    """Fit an order-`order` model on a sentence stream (`vocab.encode(text)[0]`, or
+    `vocab.from_token_ids` of the tokenize stage's ids). `where` names the data in errors."""
     V, bos = len(vocab), vocab.bos_id
     if np.count_nonzero((stream != bos) & (stream != vocab.eos_id)) == 0:
         raise UserError(f"{where}: no {vocab.unit}s to estimate an n-gram model from (empty split)")

@@ -12,18 +12,19 @@ from pipeline.ngram.arpa import write_arpa
 from pipeline.ngram.kneser_ney import estimate
 from pipeline.ngram.scorer import NgramScorer
 from pipeline.ngram.vocab import NgramVocab
-from pipeline.tokenizers import load_tokenizer
+from pipeline.tokenizers import load_split_ids, load_tokenizer
 
 
 def ngram_run(params: Params, corpus: str, order: int) -> dict:
     """Estimate, write the ARPA file, evaluate; returns the run's record (metrics file content)."""
     cfg = params.ngram
-    texts = read_splits(corpus)
+    texts = read_splits(corpus, ("valid", "test"))  # train comes tokenized
     tok = load_tokenizer(paths.tokenizer_file(corpus, cfg.unit))
     vocab = NgramVocab.from_tokenizer(tok, cfg.unit)
 
     start = time.perf_counter()
-    fit = estimate(vocab, texts["train"], order, where=str(paths.split_text(corpus, "train")))
+    train = vocab.from_token_ids(tok, load_split_ids(corpus, cfg.unit, "train"))  # the word RNN's very ids
+    fit = estimate(vocab, train, order, where=str(paths.split_tokens(corpus, cfg.unit, "train")))
     estimate_s = time.perf_counter() - start
 
     run_id = paths.run_id(corpus, "ngram", order)

@@ -95,6 +95,20 @@ class NgramVocab:
             lengths = np.fromiter(map(len, lines), dtype=np.int64, count=len(lines))
         return self._sentences(ids, lengths), int((ids == self.unk_id).sum())
 
+    def from_token_ids(self, tok: Tokenizer, ids: np.ndarray) -> np.ndarray:
+        """The sentence stream of `tok`'s ids (e.g. the tokenize stage's train split): equal to
+        `encode` of the text they came from, without tokenizing it again. `tok` is the
+        tokenizer this vocabulary was built from."""
+        to_ngram = np.array([self.stoi.get(u, self.unk_id) for u in tok.vocab], dtype=np.int64)
+        to_ngram[tok.bos_id] = self.eos_id  # the line-break unit ends a sentence
+        stream = to_ngram[ids]
+        if not len(stream):
+            return stream
+        if stream[-1] != self.eos_id:  # text without a final line break
+            stream = np.r_[stream, self.eos_id]
+        starts = np.r_[0, np.flatnonzero(stream == self.eos_id)[:-1] + 1]  # after each </s> but the last
+        return np.insert(stream, starts, self.bos_id)
+
     def _char_ids(self, s: str) -> np.ndarray:
         cps = np.frombuffer(s.encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
         pos = np.searchsorted(self._cps, cps)  # always in range thanks to the sentinel

@@ -28,7 +28,7 @@ from pipeline.rnn.model import RNNLM
 from pipeline.rnn.sampling import generate
 from pipeline.rnn.scorer import HybridScorer, RNNScorer, sequence_nll
 from pipeline.rnn.trainer import pick_device, seed_everything, train
-from pipeline.tokenizers import Tokenizer, load_tokenizer
+from pipeline.tokenizers import Tokenizer, load_split_ids, load_tokenizer
 from pipeline.tokenizers.hybrid import HybridTokenizer
 
 log = logging.getLogger(__name__)
@@ -76,14 +76,6 @@ def params_hash(params: Params, spec: RunSpec) -> str:
         "speller": params.speller.model_dump() if spec.lm == "hybrid" else None,
     }
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def load_split_ids(corpus: str, tok_name: str, split: str) -> np.ndarray:
-    path = paths.split_tokens(corpus, tok_name, split)
-    try:
-        return np.load(path).astype(np.int64)
-    except FileNotFoundError:
-        raise UserError(f"{path}: not found (run `dvc repro tokenize@{corpus}-{tok_name}` first)") from None
 
 
 def speller_config(params: Params, base: TrainConfig) -> TrainConfig:

@@ -20,6 +20,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from pipeline import paths
 from pipeline.errors import UserError
 from pipeline.io import write_json
 
@@ -90,3 +91,14 @@ def load_tokenizer(path: str | Path) -> Tokenizer:
     if kind not in KINDS:
         raise UserError(f"{path}: unknown tokenizer kind {kind!r}; allowed {sorted(KINDS)}")
     return KINDS[kind].from_state(state)
+
+
+def load_split_ids(corpus: str, tokenizer: str, split: str) -> np.ndarray:
+    """The tokenize stage's ids of one split, as int64."""
+    path = paths.split_tokens(corpus, tokenizer, split)
+    try:
+        return np.load(path).astype(np.int64)
+    except FileNotFoundError:
+        raise UserError(f"{path}: not found (run `dvc repro tokenize@{corpus}-{tokenizer}` first)") from None
+    except (ValueError, OSError, EOFError) as e:  # truncated, or not a .npy file
+        raise UserError(f"{path}: not a token array ({e}); re-run `dvc repro tokenize@{corpus}-{tokenizer}`") from None
