@@ -17,7 +17,6 @@ anything, tilted against us.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -42,7 +41,9 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     args = ap.parse_args()
 
-    from stages import download, prepare, tokenize, train  # after sys.path is set
+    from pipeline import paths  # after sys.path is set
+    from pipeline.io import read_json
+    from stages import download, prepare, tokenize, train
 
     text = Path(args.input).read_text(encoding="utf-8")
     cut = text.rfind("\n", 0, int(len(text) * 0.9)) + 1
@@ -64,20 +65,19 @@ def main() -> None:
             "optim": {"name": "adam", "lr": 0.002},
             "schedule": {"kind": "exponential", "rate": 0.1, "decay_steps": args.epochs, "unit": "epoch",
                          "staircase": False, "start_epoch": 0},
-            "max_train_tokens": args.tokens,
         }}
         (tmp / "params.yaml").write_text(yaml.safe_dump(params))
         os.chdir(tmp)
         download.main(["tinyshakespeare"])
         prepare.main(["tinyshakespeare"])
         tokenize.main(["tinyshakespeare", "char"])
-        run = f"tinyshakespeare-char-lstm-{args.dropout}-1.0"
+        run = paths.run_id("tinyshakespeare", "char", "lstm", args.dropout, 1.0)
         t0 = time.perf_counter()
         train.main(["tinyshakespeare", run, "--lm", "char", "--cell", "lstm",
                     "--dropout", str(args.dropout), "--clip", "1.0"])
         wall = time.perf_counter() - t0
-        m = json.loads((tmp / "metrics" / f"{run}.json").read_text())
-        curve = (tmp / "curves" / f"{run}.csv").read_text()
+        m = read_json(paths.metrics_file(run))
+        curve = paths.curve_file(run).read_text(encoding="utf-8")
 
     print(f"\n{curve}")
     print("| model | params | valid nats/char | wall s | train tokens/s |")

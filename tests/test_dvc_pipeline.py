@@ -116,3 +116,17 @@ def test_bad_params_fail_the_stage_with_exit_2(repo):
         assert "tokenizers.hybrid.min_count" in r.stderr and "Traceback" not in r.stderr
     finally:
         (d / "params.yaml").write_text(good)
+
+
+def test_report_shows_only_the_runs_params_name(repo):
+    """DVC keeps metrics of matrix members dropped from the grid; the report must not show them."""
+    d, run = repo
+    r = run("dvc", "repro")
+    assert r.returncode == 0, r.stdout + r.stderr
+    set_param(d, "ngram.orders", [3])
+    r = run("dvc", "repro")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert ran(r.stdout) == {"ngram@toy-ngram-3", "report"}
+    assert (d / "metrics" / "toy-ngram-2.json").exists()  # stale, left by DVC
+    report = (d / "reports" / "README.md").read_text()
+    assert "toy-ngram-3" in report and "toy-word-lstm-0.0-5" in report and "toy-ngram-2" not in report

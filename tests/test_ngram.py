@@ -407,7 +407,7 @@ def test_stage_empty_or_missing_train_split(project, capsys):
     (project / "data/tokens/toy/word/train.npy").write_bytes(b"\x93NUMPY garbage")
     with pytest.raises(SystemExit) as e:
         run(main, ["toy", "3"])
-    assert e.value.code == 2 and "train.npy: not a token array" in capsys.readouterr().err
+    assert e.value.code == 2 and "train.npy: not a readable .npy token array" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("text", ["a b\nc", "", "\n\n", "  x  y \n z\n", "a <s> b\n\nc </s>\n", "a\x00b\nc\n", "a\x01b\nc"])

@@ -38,3 +38,10 @@ def test_unknown_preset_exits_2():
     r = subprocess.run([sys.executable, str(ROOT / "presets/flags.py"), "zaremba-huge"],
                        capture_output=True, text=True)
     assert r.returncode == 2 and "unknown preset 'zaremba-huge'" in r.stderr
+
+
+def test_apply_merges_a_partial_section_like_the_flags_do():
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    applied = flags.apply(yaml.safe_load((ROOT / "params.yaml").read_text()), {"train.model": {"hidden": 5}})
+    assert applied["train"]["model"] == {**params["train"]["model"], "hidden": 5}  # siblings kept
+    assert flags.flags({"train.model": {"hidden": 5}}) == ["-S", "train.model.hidden=5"]

@@ -6,7 +6,7 @@ import torch
 
 from pipeline.config import BatchingConfig
 from pipeline.errors import UserError
-from pipeline.rnn.batching import IGNORE, make_batches
+from pipeline.rnn.batching import IGNORE, first_tokens, make_batches
 
 BOS = 0
 CPU = torch.device("cpu")
@@ -20,8 +20,8 @@ def _stream(n: int, seed: int = 0) -> np.ndarray:
 
 
 def _batches(ids, mode, batch_size=4, bptt=6, seed=0):
-    return make_batches(ids, BatchingConfig(mode=mode, batch_size=batch_size, bptt=bptt), bos_id=BOS, seed=seed,
-                        device=CPU)
+    return make_batches(ids, BatchingConfig(mode=mode, batch_size=batch_size, bptt=bptt), max_tokens=None,
+                        bos_id=BOS, seed=seed, device=CPU)
 
 
 def _pairs(b) -> list[tuple[int, int]]:
@@ -83,3 +83,15 @@ def test_too_little_data_is_a_user_error():
         _batches(np.array([1, 2]), "stream", batch_size=4)
     with pytest.raises(UserError, match="empty"):
         _batches(np.array([], dtype=np.int64), "sentences")
+
+
+def test_max_tokens_cut_keeps_whole_lines_in_sentences_mode():
+    ids = np.array([5, 6, BOS, 7, BOS, 8, 9, 9, BOS])
+    assert first_tokens(ids, 6, BOS, whole_lines=False).tolist() == [5, 6, BOS, 7, BOS, 8]
+    assert first_tokens(ids, 6, BOS, whole_lines=True).tolist() == [5, 6, BOS, 7, BOS]
+    assert first_tokens(ids, 2, BOS, whole_lines=True).tolist() == [5, 6, BOS]  # the first line, whole
+    assert first_tokens(ids, None, BOS, whole_lines=True).tolist() == ids.tolist()
+    assert first_tokens(ids[:2], 1, BOS, whole_lines=True).tolist() == [5, 6]  # no closing bos at all
+    b = make_batches(ids, BatchingConfig(mode="sentences", batch_size=4, bptt=6), max_tokens=6, bos_id=BOS,
+                     seed=0, device=CPU)
+    assert b.n_tokens == 5  # targets of [BOS 5 6 BOS] and [BOS 7 BOS]

@@ -64,6 +64,13 @@ def test_char_unknown_characters_are_oov():
     assert tok.bos_id == tok.stoi["\n"]
 
 
+def test_char_line_break_has_its_own_id_even_unseen_in_train():
+    """Train of one line without "\n": the line-break unit still exists and is no <unk>."""
+    tok = train_tokenizer("char", "abcabc", CFG["char"])
+    assert tok.bos_id != tok.unk_id and tok.vocab[tok.bos_id] == "\n"
+    assert tok.encode("axb\n").tolist() == [tok.stoi["a"], tok.unk_id, tok.stoi["b"], tok.bos_id]
+
+
 @pytest.mark.parametrize("kind", sorted(KINDS))
 def test_saved_tokenizer_reloads_identically(kind, tmp_path):
     tok, ids, stats = tokenize_splits(kind, {"train": TRAIN, "valid": TEST, "test": TEST}, CFG[kind])

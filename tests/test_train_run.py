@@ -79,7 +79,7 @@ def test_divergence_is_a_result_and_the_report_shows_it(project):
                       "--dropout", "0.0", "--clip", "0"])
     m = read_json("metrics/toy-word-rnn_relu-0.0-0.json")
     assert m["diverged"] is True and m["diverged_epoch"] == 1 and m["test"] is None
-    rows = render(Path("metrics"), Path("curves"), Path("reports"))
+    rows = render(["toy-word-rnn_relu-0.0-0"])
     assert rows[-1]["run"] == "toy-word-rnn_relu-0.0-0"
     assert "diverged (epoch 1)" in Path("reports/README.md").read_text()
     assert Path("reports/figures/test_bpc.png").stat().st_size > 0
@@ -95,3 +95,12 @@ def test_checkpoint_of_other_data_is_refused_or_restarted(project):
     again, _ = train_run(load_params(), spec, progress=False, restart_stale=True)
     assert again["test"]["n_tokens"] == first["test"]["n_tokens"]
     assert again["test"]["nll_nats"] != first["test"]["nll_nats"]
+
+
+@pytest.mark.parametrize("flag, value", [("--dropout", "1.0"), ("--clip", "-1")])
+def test_train_cli_values_get_the_grid_range_checks(project, flag, value):
+    argv = {"--dropout": "0.0", "--clip": "5"} | {flag: value}
+    with pytest.raises(UserError, match=rf"{flag[2:]} values \[{float(value)}\]"):
+        train_stage.main(["toy", "toy-word-lstm-x", "--lm", "word", "--cell", "lstm",
+                          "--dropout", argv["--dropout"], "--clip", argv["--clip"]])
+    assert not Path("models/toy-word-lstm-x").exists()

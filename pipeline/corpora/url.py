@@ -126,16 +126,6 @@ def _download(cfg: UrlSource, part: Path) -> None:
     raise UserError(f"{cfg.url}: download failed after {attempts} attempt(s): {last}")
 
 
-def _check_members(cfg: UrlSource) -> None:
-    """Config combinations the schema allows but that mean nothing; caught before any traffic."""
-    if cfg.archive == "none" and cfg.members is not None:
-        raise UserError(f"{cfg.url}: 'members' needs an archive (archive: tar.gz or zip)")
-    if cfg.archive != "none" and cfg.members is None:
-        raise UserError(f"{cfg.url}: archive {cfg.archive} needs 'members' ({{split: member}} or [globs])")
-    if isinstance(cfg.members, dict) and set(cfg.members) != set(SPLITS):
-        raise UserError(f"{cfg.url}: 'members' as a mapping needs exactly the keys {list(SPLITS)}")
-
-
 def _write(cfg: UrlSource, file: Path, raw_dir: Path) -> list[dict]:
     """Lay out the verified file as corpus text; returns the members' provenance."""
     if cfg.archive == "none":
@@ -151,7 +141,6 @@ def _write(cfg: UrlSource, file: Path, raw_dir: Path) -> list[dict]:
 
 
 def fetch(cfg: UrlSource, raw_dir: Path, work_dir: Path) -> dict:
-    _check_members(cfg)
     work_dir.mkdir(parents=True, exist_ok=True)
     part = part_file(cfg.url, work_dir)
     _download(cfg, part)

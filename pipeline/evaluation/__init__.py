@@ -51,8 +51,8 @@ def segments(text: str, segment_lines: int) -> list[str]:
 
 
 def count_words(text: str) -> int:
-    lines = split_lines(text)
-    return sum(len(line.split()) for line in lines) + len(lines)
+    """Words plus one end-of-line per line ("\n" is whitespace: no word spans two lines)."""
+    return len(text.split()) + len(split_lines(text))
 
 
 def evaluate(scorer: Scorer, text: str, segment_lines: int) -> dict:

@@ -117,8 +117,8 @@ class _Parser:
     def body(self, j: int) -> tuple[list[int], list[str]]:
         """Line indices and stripped texts of the non-blank lines after mark j, up to the next."""
         end = self.marks[j + 1] if j + 1 < len(self.marks) else len(self.lines)
-        nos = [i for i in range(self.marks[j] + 1, end) if self.lines[i].strip()]
-        return nos, [self.lines[i].strip() for i in nos]
+        pairs = [(i, t) for i in range(self.marks[j] + 1, end) if (t := self.lines[i].strip())]
+        return [i for i, _ in pairs], [t for _, t in pairs]
 
     def model(self) -> NgramModel:
         sizes = self.header()

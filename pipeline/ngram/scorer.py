@@ -24,12 +24,11 @@ class NgramScorer:
         self.model, self.vocab = model, NgramVocab(model.symbols, unit)
 
     def score(self, segments: list[str]) -> Score:
-        encoded = [self.vocab.encode(s) for s in segments]
-        stream = np.concatenate([s for s, _ in encoded] or [np.zeros(0, np.int64)])
+        stream, n_oov = self.vocab.encode("".join(segments))  # segments are whole lines
         lp = self.model.logprob10(stream)
         predicted = stream != self.vocab.bos_id
         return Score(
             nll_nats=float(-lp[predicted].sum() * math.log(10)),
             n_tokens=int(predicted.sum()),
-            n_oov=sum(n for _, n in encoded),
+            n_oov=n_oov,
         )

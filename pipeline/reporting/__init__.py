@@ -1,25 +1,27 @@
 """The ablation report: every run's metrics in one table and two figures.
 
-Rows come from metrics/<run>.json (RNN grid members and n-gram baselines alike), sorted by
-test bits/char, the one unit every LM type shares. Closed-vocabulary rows are flagged: their
-`<unk>` swallows mass that open models must spend, so they look better than they are.
+Rows come from metrics/<run>.json of exactly the runs params.yaml names (RNN grid members and
+n-gram baselines alike; see `expected_runs`), sorted by test bits/char, the one unit every LM
+type shares. Closed-vocabulary rows are flagged: their `<unk>` swallows mass that open models
+must spend, so they look better than they are.
 Diverged runs stay in the table with the epoch they diverged in.
 """
 
 from __future__ import annotations
 
-import csv
 import html
-import json
+import itertools
 import math
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-import matplotlib
+from pipeline import paths
+from pipeline.config import GridConfig
+from pipeline.errors import UserError
+from pipeline.io import atomic_open, read_json, write_text
+from pipeline.reporting.curves import read_curve
 
-matplotlib.use("Agg")  # headless: the report stage renders files, never windows
-import matplotlib.pyplot as plt  # noqa: E402
-
-from pipeline.io import atomic_open, write_text  # noqa: E402
+TRAIN_AXES = ("corpus", "lm", "cell", "dropout", "clip")  # dvc.yaml's train matrix, in key order
 
 COLUMNS = [  # (header, how to get it from a metrics dict)
     ("run", lambda m: m["run"]),
@@ -47,8 +49,35 @@ def _bpc(m: dict) -> float:
     return m["test"]["bits_per_char"] if m["test"] else math.inf
 
 
-def collect(metrics_dir: Path) -> list[dict]:
-    rows = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(Path(metrics_dir).glob("*.json"))]
+def _pyplot():
+    """pyplot, headless, imported only when drawing: the train stage imports this package for
+    the curve format and needs no plotting library."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # the report stage renders files, never windows
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def expected_runs(grid: GridConfig, orders: Sequence[int]) -> list[str]:
+    """The run ids of dvc.yaml's `ngram` (corpus x [ngram] x order) and `train`
+    (corpus x lm x cell x dropout x clip) matrices: the runs the report shows. Metrics files
+    of members no longer in the grid (DVC never deletes them) are not reported."""
+    ngram = [paths.run_id(c, "ngram", o) for c in grid.corpus for o in orders]
+    train = [paths.run_id(*v) for v in itertools.product(*(getattr(grid, k) for k in TRAIN_AXES))]
+    return ngram + train
+
+
+def collect(runs: Iterable[str]) -> list[dict]:
+    """metrics/<run>.json of each run, best test bits/char first; a missing one is an error."""
+    rows = []
+    for run in runs:
+        path = paths.metrics_file(run)
+        if not path.is_file():
+            raise UserError(f"{path}: not found, but params.yaml (grid, ngram.orders) has run {run!r}; "
+                            "run `dvc repro` to make it")
+        rows.append(read_json(path))
     return sorted(rows, key=lambda m: (_bpc(m), m["run"]))
 
 
@@ -70,7 +99,7 @@ def html_table(rows: list[dict]) -> str:
 def bar_figure(rows: list[dict], path: Path) -> None:
     """Test bits/char per run, best first; closed-vocabulary bars hatched."""
     done = [m for m in rows if m["test"]]
-    fig, ax = plt.subplots(figsize=(8, 0.22 * len(done) + 1.2))
+    fig, ax = _pyplot().subplots(figsize=(8, 0.22 * len(done) + 1.2))
     y = range(len(done))
     bars = ax.barh(y, [_bpc(m) for m in done], color=[LM_COLORS.get(m["lm"], "k") for m in done])
     for bar, m in zip(bars, done):
@@ -83,16 +112,16 @@ def bar_figure(rows: list[dict], path: Path) -> None:
     _save(fig, path)
 
 
-def curves_figure(curves_dir: Path, rows: list[dict], path: Path) -> None:
-    """Valid bits/char per epoch, one panel per LM type."""
+def curves_figure(rows: list[dict], path: Path) -> None:
+    """Valid bits/char per epoch (curves/<run>.csv), one panel per LM type."""
     lms = [lm for lm in LM_COLORS if lm != "ngram" and any(m["lm"] == lm for m in rows)]
-    fig, axes = plt.subplots(1, max(len(lms), 1), figsize=(4 * max(len(lms), 1), 3.2), squeeze=False)
+    fig, axes = _pyplot().subplots(1, max(len(lms), 1), figsize=(4 * max(len(lms), 1), 3.2), squeeze=False)
     for ax, lm in zip(axes[0], lms):
         for m in rows:
-            f = Path(curves_dir) / f"{m['run']}.csv"
+            f = paths.curve_file(m["run"])
             if m["lm"] != lm or not f.exists():
                 continue
-            recs = list(csv.DictReader(f.open(encoding="utf-8")))
+            recs = read_curve(f)
             if recs:
                 ax.plot([int(r["epoch"]) for r in recs], [float(r["valid_bits_per_char"]) for r in recs],
                         marker="o", lw=1, label=m["run"].split(f"-{lm}-", 1)[-1])
@@ -108,15 +137,15 @@ def curves_figure(curves_dir: Path, rows: list[dict], path: Path) -> None:
 def _save(fig, path: Path) -> None:
     with atomic_open(path) as f:
         fig.savefig(f, format="png", dpi=110)
-    plt.close(fig)
+    _pyplot().close(fig)
 
 
-def render(metrics_dir: Path, curves_dir: Path, out_dir: Path) -> list[dict]:
-    """Write out_dir/{README.md, index.html, figures/*.png}; returns the rows."""
-    rows = collect(metrics_dir)
-    out_dir = Path(out_dir)
+def render(runs: Iterable[str]) -> list[dict]:
+    """Write reports/{README.md, index.html, figures/*.png} for `runs`; returns the rows."""
+    rows = collect(runs)
+    out_dir = paths.REPORTS
     bar_figure(rows, out_dir / "figures" / "test_bpc.png")
-    curves_figure(curves_dir, rows, out_dir / "figures" / "valid_curves.png")
+    curves_figure(rows, out_dir / "figures" / "valid_curves.png")
     intro = ("All models scored on the same raw test text by one evaluator. Bits/char and word "
              "perplexity are derived from character and word counts of the text, not from tokenizers.")
     write_text(out_dir / "README.md", f"# Ablation report\n\n{intro}\n\n{markdown(rows)}\n"

@@ -107,9 +107,22 @@ class SentenceBatches:
             yield Batch(_to(x, self.device), _to(y, self.device), torch.from_numpy(lens), int(lens.sum()))
 
 
-def make_batches(ids: np.ndarray, cfg: BatchingConfig, *, bos_id: int, seed: int,
+def first_tokens(ids: np.ndarray, max_tokens: int | None, bos_id: int, whole_lines: bool) -> np.ndarray:
+    """At most `max_tokens` ids from the start; with `whole_lines`, up to the last line's
+    closing `bos_id` that fits (the first line whole if none does)."""
+    if max_tokens is None or len(ids) <= max_tokens:
+        return ids
+    if not whole_lines:
+        return ids[:max_tokens]
+    ends = np.flatnonzero(ids == bos_id) + 1  # one past each closing bos
+    fits = ends[ends <= max_tokens]
+    return ids[: fits[-1] if len(fits) else (ends[0] if len(ends) else len(ids))]
+
+
+def make_batches(ids: np.ndarray, cfg: BatchingConfig, *, max_tokens: int | None, bos_id: int, seed: int,
                  device: torch.device) -> StreamBatches | SentenceBatches:
-    ids = np.asarray(ids, dtype=np.int64)
+    """Batches of the first `max_tokens` ids (sentences mode: of whole lines)."""
+    ids = first_tokens(np.asarray(ids, dtype=np.int64), max_tokens, bos_id, whole_lines=cfg.mode == "sentences")
     if cfg.mode == "stream":
         return StreamBatches(ids, cfg.batch_size, cfg.bptt, bos_id, device)
     return SentenceBatches(ids, cfg.batch_size, cfg.bptt, bos_id, seed, device)

@@ -44,39 +44,29 @@ def save_checkpoint(ckpt_dir: Path, epoch: int, batch: int, payload: dict) -> Pa
     return path
 
 
-def load_latest(ckpt_dir: Path, params_hash: str) -> tuple[Path, dict] | None:
-    """The newest readable checkpoint (on CPU), or None. One from other params is refused."""
+def load_latest(ckpt_dir: Path, params_hash: str, discard_stale: bool = False) -> tuple[Path, dict] | None:
+    """The newest readable checkpoint (on CPU) written under `params_hash`, or None.
+
+    One written under another hash is refused (UserError), or with `discard_stale` deleted:
+    for callers that know a mismatch means "the inputs changed, start over" (a DVC stage is
+    only re-run when its deps or params changed)."""
     for path in reversed(checkpoint_files(ckpt_dir)):
         try:
             ck = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:  # truncated or corrupt: torch raises several types
             log.warning("%s: unreadable checkpoint (%s: %s); trying the previous one", path, type(e).__name__, e)
             continue
-        if ck.get("params_hash") != params_hash:
+        if ck.get("params_hash") == params_hash:
+            return path, ck
+        if not discard_stale:
             raise UserError(
                 f"{path}: checkpoint written with other params (params_hash {ck.get('params_hash')}, "
                 f"now {params_hash}); delete {ckpt_dir} to train from scratch, or restore the params "
                 "it was trained with"
             )
-        return path, ck
+        path.unlink()
+        log.warning("%s: written with other params or data; deleted, training starts over", path)
     return None
-
-
-def discard_stale(ckpt_dir: Path, params_hash: str) -> list[Path]:
-    """Delete the checkpoints written with other params (or unreadable); returns them.
-
-    For callers that know a mismatch means "the inputs changed, start over" (a DVC stage is
-    only re-run when its deps or params changed); `load_latest` alone refuses instead."""
-    stale = []
-    for path in checkpoint_files(ckpt_dir):
-        try:
-            same = torch.load(path, map_location="cpu", weights_only=True).get("params_hash") == params_hash
-        except Exception:  # unreadable: useless either way
-            same = False
-        if not same:
-            path.unlink()
-            stale.append(path)
-    return stale
 
 
 def rng_state() -> dict:

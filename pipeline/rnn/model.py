@@ -11,28 +11,18 @@ import torch
 import torch.nn as nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from pipeline.config import ModelConfig
+from pipeline.config import CELLS, ModelConfig
 from pipeline.errors import UserError
 
-GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}  # weight blocks per layer
 
 Hidden = torch.Tensor | tuple[torch.Tensor, torch.Tensor]  # [layers, B, H], (h, c) for LSTM
-
-
-def count_params(vocab_size: int, cfg: ModelConfig, cell: str) -> int:
-    """Trainable parameters of RNNLM(vocab_size, cfg, cell, ...): the one place model size is computed."""
-    g, V, E, H = GATES[cell], vocab_size, cfg.embed_dim, cfg.hidden
-    inputs = [E] + [H] * (cfg.layers - 1)
-    rnn = sum(g * H * (i + H) + 2 * g * H for i in inputs)  # W_ih, W_hh, b_ih, b_hh per layer
-    head = (0 if cfg.tie_weights else H * V) + V  # a tied softmax shares the embedding matrix
-    return V * E + rnn + head
 
 
 class RNNLM(nn.Module):
     def __init__(self, vocab_size: int, cfg: ModelConfig, cell: str, dropout: float):
         super().__init__()
-        if cell not in GATES:
-            raise UserError(f"unknown cell {cell!r}; allowed {list(GATES)}")
+        if cell not in CELLS:
+            raise UserError(f"unknown cell {cell!r}; allowed {list(CELLS)}")
         self.vocab_size, self.cell = vocab_size, cell
         self.embed = nn.Embedding(vocab_size, cfg.embed_dim)
         self.drop = nn.Dropout(dropout)
@@ -72,10 +62,6 @@ class RNNLM(nn.Module):
             out, hidden = self.rnn(packed, hidden)
             out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.size(1))  # zeros at padding
         return self.head(self.drop(out)), hidden
-
-    def init_hidden(self, batch_size: int, device: torch.device | None = None) -> Hidden:
-        h = torch.zeros(self.rnn.num_layers, batch_size, self.rnn.hidden_size, device=device)
-        return (h, torch.zeros_like(h)) if self.cell == "lstm" else h
 
     @staticmethod
     def detach_hidden(h: Hidden | None) -> Hidden | None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -19,19 +18,17 @@ import torch
 
 from pipeline import paths
 from pipeline.config import BatchingConfig, ModelConfig, OptimConfig, Params, ScheduleConfig, TrainConfig
+from pipeline.corpora.layout import sha256_file
 from pipeline.corpora.text import read_splits
 from pipeline.errors import UserError
 from pipeline.evaluation import evaluate
 from pipeline.io import atomic_open, write_text
-from pipeline.rnn.checkpoint import discard_stale
 from pipeline.rnn.model import RNNLM
 from pipeline.rnn.sampling import generate
-from pipeline.rnn.scorer import HybridScorer, RNNScorer, sequence_nll
+from pipeline.rnn.scorer import SPELLER_BPTT, HybridScorer, RNNScorer, speller_nll
 from pipeline.rnn.trainer import pick_device, seed_everything, train
 from pipeline.tokenizers import Tokenizer, load_split_ids, load_tokenizer
 from pipeline.tokenizers.hybrid import HybridTokenizer
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -46,7 +43,8 @@ class RunSpec:
     clip: float
 
 
-# The code that shapes a trained model: the train stage's code deps in dvc.yaml, plus the schema.
+# The code that shapes a trained model and its scores: the train stage's code deps in dvc.yaml
+# but the stage's own I/O (stages/train.py, corpora/text.py), plus the schema.
 CODE = [Path(__file__).parents[1] / p for p in ("rnn", "evaluation", "tokenizers", "config.py")]
 
 
@@ -58,14 +56,14 @@ def code_hash() -> str:
 
 
 def params_hash(params: Params, spec: RunSpec) -> str:
-    """Everything that shapes the trained weights (params, the tokenized data, the code); a
-    checkpoint written under another hash is never resumed. So when DVC re-runs a stage
-    because any of its deps changed, a finished checkpoint is not passed off as the result."""
-    data = hashlib.sha256()
-    for path in (paths.tokenizer_file(spec.corpus, spec.lm), paths.split_tokens(spec.corpus, spec.lm, "train")):
-        data.update(path.read_bytes() if path.exists() else b"")
+    """Everything that shapes the trained weights (params, the tokenized data, the valid text
+    that picks the best epoch, the code); a checkpoint written under another hash is never
+    resumed. So when DVC re-runs a stage because any of its deps changed, a finished
+    checkpoint is not passed off as the result."""
+    data = [paths.tokenizer_file(spec.corpus, spec.lm), paths.split_tokens(spec.corpus, spec.lm, "train"),
+            paths.split_text(spec.corpus, "valid")]  # hybrid: valid.npy derives from these two
     relevant = {
-        "data": data.hexdigest(),
+        "data": [sha256_file(p) if p.exists() else None for p in data],
         "code": code_hash(),
         "spec": asdict(spec),
         "seed": params.seed,
@@ -82,7 +80,7 @@ def speller_config(params: Params, base: TrainConfig) -> TrainConfig:
     s = params.speller
     return TrainConfig(
         model=ModelConfig(embed_dim=s.embed_dim, hidden=s.hidden, layers=s.layers, tie_weights=False),
-        batching=BatchingConfig(mode="sentences", batch_size=s.batch_size, bptt=64),
+        batching=BatchingConfig(mode="sentences", batch_size=s.batch_size, bptt=SPELLER_BPTT),
         optim=OptimConfig(name="adam", lr=s.lr),
         schedule=ScheduleConfig(kind="constant"),
         epochs=s.epochs,
@@ -96,7 +94,7 @@ def speller_config(params: Params, base: TrainConfig) -> TrainConfig:
 
 
 def train_speller(params: Params, spec: RunSpec, tok: HybridTokenizer, train_ids: np.ndarray,
-                  base: TrainConfig, h: str, device: torch.device, progress: bool) -> RNNLM:
+                  base: TrainConfig, h: str, restart_stale: bool, device: torch.device, progress: bool) -> RNNLM:
     """A character RNN over the spellings of the train words outside the vocabulary.
     train_ids: the hybrid tokenizer's train split, spellings included; h: the run's params hash."""
     cfg = speller_config(params, base)
@@ -106,19 +104,16 @@ def train_speller(params: Params, spec: RunSpec, tok: HybridTokenizer, train_ids
                         "so there is nothing to train the speller on; raise tokenizers.hybrid.min_count "
                         "or lower tokenizers.hybrid.max_size")
     stream = np.concatenate([np.asarray(s) for s in spellings])  # each spelling ends with <eow>
-    if cfg.max_train_tokens is not None and len(stream) > cfg.max_train_tokens:  # whole spellings only
-        ends = np.flatnonzero(stream[: cfg.max_train_tokens] == tok.eow_id)
-        stream = stream[: ends[-1] + 1] if len(ends) else stream[: len(spellings[0])]
     valid = [np.asarray(s) for s in tok.spellings(load_split_ids(spec.corpus, "hybrid", "valid"))]
 
     def evaluate_speller(m: RNNLM) -> dict:
-        nll = sequence_nll(m, valid, tok.eow_id, 256, 64, device)
+        nll = speller_nll(m, valid, tok.eow_id, device)
         return {"nll_nats": float(nll.sum()), "n_tokens": int(sum(map(len, valid)))}
 
     seed_everything(params.seed)  # the initial weights follow the seed
     speller = RNNLM(len(tok.alphabet), cfg.model, "lstm", 0.0).to(device)
     train(speller, stream, cfg, clip=5.0, seed=params.seed, bos_id=tok.eow_id,  # leaves the best state
-          run_dir=paths.model_dir(spec.run) / "speller", params_hash=h,
+          run_dir=paths.model_dir(spec.run) / "speller", params_hash=h, restart_stale=restart_stale,
           evaluate=evaluate_speller, progress=progress, device=device)
     return speller
 
@@ -138,17 +133,13 @@ def train_run(params: Params, spec: RunSpec, callbacks=(), progress: bool = True
     A checkpoint left by other params or data is refused (UserError), unless `restart_stale`:
     then it is deleted and training starts over (what a re-run DVC stage wants)."""
     h = params_hash(params, spec)
-    if restart_stale:
-        for sub in ("checkpoints", "speller/checkpoints"):
-            for path in discard_stale(paths.model_dir(spec.run) / sub, h):
-                log.warning("%s: written with other params or data; deleted, training starts over", path)
     cfg = params.train_for(spec.lm)
     device = pick_device(cfg.device)
     tok = load_tokenizer(paths.tokenizer_file(spec.corpus, spec.lm))
     texts = read_splits(spec.corpus, ("valid", "test"))
     train_ids = load_split_ids(spec.corpus, spec.lm, "train")
     ids = tok.model_ids(train_ids)  # train() applies max_train_tokens
-    speller = (train_speller(params, spec, tok, train_ids, cfg, h, device, progress)
+    speller = (train_speller(params, spec, tok, train_ids, cfg, h, restart_stale, device, progress)
                if spec.lm == "hybrid" else None)
     seed_everything(params.seed)  # the initial weights follow the seed
     model = RNNLM(tok.vocab_size, cfg.model, spec.cell, spec.dropout).to(device)
@@ -157,7 +148,7 @@ def train_run(params: Params, spec: RunSpec, callbacks=(), progress: bool = True
         return evaluate(make_scorer(m, tok, params, device, speller), texts["valid"], params.eval.segment_lines)
 
     result = train(model, ids, cfg, clip=spec.clip, seed=params.seed, bos_id=tok.bos_id,
-                   run_dir=paths.model_dir(spec.run), params_hash=h,
+                   run_dir=paths.model_dir(spec.run), params_hash=h, restart_stale=restart_stale,
                    evaluate=evaluate_valid, callbacks=callbacks, progress=progress, device=device)
 
     metrics = {

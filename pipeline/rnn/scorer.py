@@ -60,6 +60,14 @@ def sequence_nll(
     return out
 
 
+SPELLER_BATCH, SPELLER_BPTT = 256, 64  # spellings are short: one window holds nearly every word
+
+
+def speller_nll(speller: RNNLM, spellings: list[np.ndarray], eow_id: int, device: torch.device) -> np.ndarray:
+    """Summed NLL of each spelling (its <eow> included), each from a fresh state after <eow>."""
+    return sequence_nll(speller, spellings, eow_id, SPELLER_BATCH, SPELLER_BPTT, device)
+
+
 class RNNScorer:
     """char / word / subword: the model predicts the tokenizer's ids directly."""
 
@@ -89,5 +97,5 @@ class HybridScorer(RNNScorer):
     def score_ids(self, ids: list[np.ndarray]) -> Score:
         words = super().score_ids(ids)
         spellings = [np.asarray(s) for a in ids for s in self.tok.spellings(a)]
-        spelled = sequence_nll(self.speller, spellings, self.tok.eow_id, 256, 64, self.device)
+        spelled = speller_nll(self.speller, spellings, self.tok.eow_id, self.device)
         return Score(words.nll_nats + float(spelled.sum()), words.n_tokens, words.n_oov)

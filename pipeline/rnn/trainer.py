@@ -133,6 +133,7 @@ def train(
     bos_id: int,
     run_dir: Path,
     params_hash: str,
+    restart_stale: bool = False,
     evaluate: Callable[[RNNLM], dict],
     callbacks: Sequence[Callback] = (),
     progress: bool = True,
@@ -141,13 +142,15 @@ def train(
     """Train `model` (in place) on the 1-D id stream `ids`; on return it holds the best state.
 
     Resumes from the newest readable checkpoint in run_dir/checkpoints; `params_hash` must
-    name everything that shapes the weights (params, data), a checkpoint of another is refused."""
+    name everything that shapes the weights (params, data), a checkpoint of another is refused
+    (or, with `restart_stale`, deleted: training starts over)."""
     device = device or pick_device(cfg.device)
     configure_torch(cfg)
     seed_everything(seed)
-    run = _Run(model.to(device), cfg, clip, Path(run_dir) / "checkpoints", params_hash, device)
+    run = _Run(model.to(device), cfg, clip, Path(run_dir) / "checkpoints", params_hash, restart_stale, device)
     if not run.p.done:
-        batches = make_batches(ids[: cfg.max_train_tokens], cfg.batching, bos_id=bos_id, seed=seed, device=device)
+        batches = make_batches(ids, cfg.batching, max_tokens=cfg.max_train_tokens, bos_id=bos_id, seed=seed,
+                               device=device)
         run.fit(batches, evaluate, callbacks, progress)
     return run.result()
 
@@ -185,7 +188,7 @@ class _Progress:
 
 class _Run:
     def __init__(self, model: RNNLM, cfg: TrainConfig, clip: float, ckpt_dir: Path, params_hash: str,
-                 device: torch.device):
+                 restart_stale: bool, device: torch.device):
         self.model, self.cfg, self.clip, self.device = model, cfg, clip, device
         self.ckpt_dir, self.params_hash = ckpt_dir, params_hash
         # Loss per token past which the run has diverged: ten uniform guesses' worth. Blown-up
@@ -195,7 +198,7 @@ class _Run:
         self.opt = make_optimizer(model, cfg.optim)
         self.p, self.hidden = _Progress(), None  # hidden: the state carried into the next batch
         self.p.new_epoch(device)
-        found = load_latest(ckpt_dir, params_hash)
+        found = load_latest(ckpt_dir, params_hash, discard_stale=restart_stale)
         if found:
             path, ck = found
             log.info("resuming from %s", path)

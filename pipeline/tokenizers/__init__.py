@@ -29,7 +29,7 @@ def tokenize_splits(kind: str, texts: dict[str, str], cfg) -> tuple[Tokenizer, d
     """Fit on texts["train"], encode every split; ids in the smallest dtype, plus stats."""
     tok = train_tokenizer(kind, texts["train"], cfg)
     full = {split: tok.encode(text) for split, text in texts.items()}
-    dtype = smallest_uint(tok.vocab_size if kind != "hybrid" else tok.n_words + len(tok.alphabet))
+    dtype = smallest_uint(tok.n_ids)
     ids = {split: a.astype(dtype) for split, a in full.items()}
     stats: dict = {"kind": kind, "vocab_size": tok.vocab_size, "dtype": dtype.name, "splits": {}}
     for split, a in full.items():

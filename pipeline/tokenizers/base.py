@@ -38,6 +38,11 @@ class Tokenizer(ABC):
     def vocab_size(self) -> int:
         return len(self.vocab)
 
+    @property
+    def n_ids(self) -> int:
+        """Ids in an encoded stream: `vocab_size` unless the stream holds more than the model's units."""
+        return self.vocab_size
+
     @abstractmethod
     def encode(self, text: str) -> np.ndarray: ...
 
@@ -100,5 +105,7 @@ def load_split_ids(corpus: str, tokenizer: str, split: str) -> np.ndarray:
         return np.load(path).astype(np.int64)
     except FileNotFoundError:
         raise UserError(f"{path}: not found (run `dvc repro tokenize@{corpus}-{tokenizer}` first)") from None
-    except (ValueError, OSError, EOFError) as e:  # truncated, or not a .npy file
-        raise UserError(f"{path}: not a token array ({e}); re-run `dvc repro tokenize@{corpus}-{tokenizer}`") from None
+    except (ValueError, OSError, EOFError):  # truncated or not .npy (numpy's message suggests unpickling)
+        raise UserError(
+            f"{path}: not a readable .npy token array; re-run `dvc repro tokenize@{corpus}-{tokenizer}`"
+        ) from None

@@ -37,15 +37,22 @@ class HybridTokenizer(WordTokenizer):
     def train(cls, text: str, cfg: WordTokenizerConfig) -> "HybridTokenizer":
         return cls(build_vocab(text, cfg), sorted(set(text) - {" ", "\n"}))
 
+    @property
+    def n_ids(self) -> int:
+        return self.n_words + len(self.alphabet)  # words, then the spelled characters
+
     def spell(self, word: str) -> list[int]:
         """Speller ids of a word, <eow> included (not offset)."""
         return [self.char_stoi.get(c, self.unk_char_id) for c in word] + [self.eow_id]
 
-    def encode_word(self, word: str) -> list[int]:
-        i = self.word_ids.get(word)
-        if i is not None:
-            return [i]
-        return [self.unk_id] + [self.n_words + c for c in self.spell(word)]
+    def encode(self, text: str) -> np.ndarray:
+        ids, words = self.word_level(text)
+        oov = np.flatnonzero(ids < 0)
+        ids[oov] = self.unk_id
+        spelled = [self.n_words + np.array(self.spell(words[j]), dtype=np.int64) for j in oov]
+        parts = [None] * (2 * len(oov) + 1)  # word-level pieces, each <unk> followed by its spelling
+        parts[::2], parts[1::2] = np.split(ids, oov + 1), spelled
+        return np.concatenate(parts)
 
     def decode_words(self, ids) -> list[str]:
         """Words of `ids`; an <unk> with no spelling after it (the model's stream) stays <unk>."""

@@ -9,6 +9,7 @@ so decode(encode(text)) == text except that out-of-vocabulary words come back as
 from __future__ import annotations
 
 from collections import Counter
+from itertools import count, repeat
 
 import numpy as np
 
@@ -41,18 +42,21 @@ class WordTokenizer(Tokenizer):
     def train(cls, text: str, cfg: WordTokenizerConfig) -> "WordTokenizer":
         return cls(build_vocab(text, cfg))
 
-    def encode_word(self, word: str) -> list[int]:
-        return [self.word_ids.get(word, self.unk_id)]
+    def word_level(self, text: str) -> tuple[np.ndarray, list[str]]:
+        """(ids, words): an id per word and `<eos>` per line break, -1 for a word outside the
+        vocabulary; `words` the text's words in order (line breaks included).
+
+        One split of the whole text: each "\n" becomes a word of its own, `mark`, a character
+        the text does not contain (so no word of the text equals it)."""
+        mark = next(c for c in map(chr, count(0xE000)) if c not in text)  # private use area
+        words = text.replace("\n", f" {mark} ").split()
+        lookup = {**self.word_ids, mark: self.eos_id}
+        return np.fromiter(map(lookup.get, words, repeat(-1)), dtype=np.int64, count=len(words)), words
 
     def encode(self, text: str) -> np.ndarray:
-        out: list[int] = []
-        lines = text.split("\n")  # a trailing "\n" leaves a last empty piece with no <eos>
-        for i, line in enumerate(lines):
-            for w in line.split():
-                out.extend(self.encode_word(w))
-            if i < len(lines) - 1:
-                out.append(self.eos_id)
-        return np.asarray(out, dtype=np.int64)
+        ids, _ = self.word_level(text)
+        ids[ids < 0] = self.unk_id
+        return ids
 
     def decode_words(self, ids) -> list[str]:
         return [self.vocab[i] for i in np.asarray(ids).tolist()]
