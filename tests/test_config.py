@@ -1,29 +1,19 @@
 """params.yaml schema: every mistake is one message naming the key, the value and what is allowed."""
 
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import yaml
 
 from pipeline.config import load_params, parse_params
 from pipeline.errors import UserError
+from tests.helpers import repo_params, run_stage, set_key
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT = yaml.safe_load((ROOT / "params.yaml").read_text())
+DEFAULT = repo_params()
 
 
 def with_change(path: str, value):
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
-    *parents, last = path.split(".")
-    node = raw
-    for p in parents:
-        node = node[p]
-    node[last] = value
-    return raw
+    return set_key(repo_params(), path, value)
 
 
 def test_default_params_are_valid():
@@ -105,11 +95,7 @@ def test_missing_and_malformed_file(tmp_path):
 def test_stage_exits_2_with_one_line_before_any_work(tmp_path):
     raw = with_change("train.optim.lr", "fast")
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    r = subprocess.run(
-        [sys.executable, "-m", "stages.tokenize", "shakespeare", "word"],
-        cwd=tmp_path, env=env, capture_output=True, text=True,
-    )
+    r = run_stage(tmp_path, "stages.tokenize", "shakespeare", "word")
     assert r.returncode == 2
     assert r.stderr.startswith("error: params.yaml: train.optim.lr:") and "Traceback" not in r.stderr
     assert not (tmp_path / "data").exists()
@@ -117,14 +103,7 @@ def test_stage_exits_2_with_one_line_before_any_work(tmp_path):
 
 def test_unknown_tokenizer_name_exits_2(tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(DEFAULT))
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    r = subprocess.run(
-        [sys.executable, "-m", "stages.tokenize", "shakespeare", "morse"],
-        cwd=tmp_path, env=env, capture_output=True, text=True,
-    )
+    r = run_stage(tmp_path, "stages.tokenize", "shakespeare", "morse")
     assert r.returncode == 2 and "invalid choice: 'morse' (choose from" in r.stderr
-    r = subprocess.run(
-        [sys.executable, "-m", "stages.tokenize", "gutenberg", "word"],
-        cwd=tmp_path, env=env, capture_output=True, text=True,
-    )
+    r = run_stage(tmp_path, "stages.tokenize", "gutenberg", "word")
     assert r.returncode == 2 and "unknown corpus 'gutenberg'" in r.stderr

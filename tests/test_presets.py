@@ -2,16 +2,15 @@
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+from pipeline.config import parse_params
+from tests.helpers import ROOT, repo_params
+
 sys.path.insert(0, str(ROOT / "presets"))
 import flags  # noqa: E402
-
-from pipeline.config import parse_params  # noqa: E402
 
 PRESETS = sorted(p.stem for p in (ROOT / "presets").glob("*.yaml"))
 
@@ -19,7 +18,7 @@ PRESETS = sorted(p.stem for p in (ROOT / "presets").glob("*.yaml"))
 @pytest.mark.parametrize("name", PRESETS)
 def test_preset_is_valid_and_flags_rebuild_it(name):
     preset = flags.load(name)
-    params = flags.apply(yaml.safe_load((ROOT / "params.yaml").read_text()), preset)
+    params = flags.apply(repo_params(), preset)
     p = parse_params(params)
     assert p.grid.lm == ["word"] and p.grid.corpus == ["ptb"]
     cfg = p.train_for("word")
@@ -31,7 +30,7 @@ def test_preset_is_valid_and_flags_rebuild_it(name):
     for key_value in argv[1::2]:
         key, value = key_value.split("=", 1)
         rebuilt[key] = yaml.safe_load(value)
-    assert flags.apply(yaml.safe_load((ROOT / "params.yaml").read_text()), rebuilt) == params
+    assert flags.apply(repo_params(), rebuilt) == params
 
 
 def test_unknown_preset_exits_2():
@@ -41,7 +40,7 @@ def test_unknown_preset_exits_2():
 
 
 def test_apply_merges_a_partial_section_like_the_flags_do():
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    applied = flags.apply(yaml.safe_load((ROOT / "params.yaml").read_text()), {"train.model": {"hidden": 5}})
+    params = repo_params()
+    applied = flags.apply(repo_params(), {"train.model": {"hidden": 5}})
     assert applied["train"]["model"] == {**params["train"]["model"], "hidden": 5}  # siblings kept
     assert flags.flags({"train.model": {"hidden": 5}}) == ["-S", "train.model.hidden=5"]

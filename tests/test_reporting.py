@@ -14,8 +14,8 @@ from pipeline.io import write_json
 from pipeline.reporting import expected_runs, render
 from pipeline.reporting.curves import read_curve, write_curve
 from stages import report as report_stage
+from tests.helpers import ROOT, repo_params
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def metrics(run: str, lm: str, bpc: float, **extra) -> dict:
@@ -59,7 +59,7 @@ def test_missing_expected_metrics_is_a_user_error_naming_the_file(project):
 
 
 def test_report_stage_reports_the_params_grid_as_dvc_names_it(project):
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params = repo_params()
     params["grid"] = {"corpus": ["shakespeare"], "lm": ["word"], "cell": ["lstm"], "dropout": [0.0], "clip": [5]}
     params["ngram"]["orders"] = [3]
     Path("params.yaml").write_text(yaml.safe_dump(params))

@@ -18,9 +18,9 @@ from pipeline.config import TrainConfig
 from pipeline.errors import UserError
 from pipeline.rnn.model import RNNLM
 from pipeline.rnn.trainer import seed_everything, train
+from tests.helpers import ROOT
 
 V, BOS = 17, 0
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _stream(n: int, seed: int) -> np.ndarray:

@@ -1,7 +1,5 @@
 """One grid member through the real stages, in a temporary project on a toy corpus."""
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -14,19 +12,15 @@ from pipeline.reporting import render
 from pipeline.rnn.run import RunSpec, train_run
 from stages import download, prepare, tokenize
 from stages import train as train_stage
+from tests.helpers import repo_params, set_param, write_scenes
 
-ROOT = Path(__file__).resolve().parents[1]
 WORDS = "thou art the king and i the fool who sings of rome while lords and ladies dance".split()
 
 
 @pytest.fixture
 def project(tmp_path, monkeypatch):
-    blocks = []
-    for b in range(40):
-        blocks.append("\n".join(" ".join(WORDS[(b * 5 + i * 3 + j * 7) % len(WORDS)] for j in range(3 + (i + b) % 6))
-                                for i in range(10)))
-    (tmp_path / "toy.txt").write_text("\n\n".join(blocks) + "\n", encoding="utf-8")
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    write_scenes(tmp_path / "toy.txt", WORDS, n_scenes=40, n_lines=10)
+    params = repo_params()
     params["corpora"] = {"toy": {"source": "local", "path": str(tmp_path / "toy.txt")}}
     params["grid"]["corpus"] = ["toy"]
     params["prepare"]["split"].update(valid=0.1, test=0.1)
@@ -43,16 +37,6 @@ def project(tmp_path, monkeypatch):
     for kind in ("word", "hybrid"):
         tokenize.main(["toy", kind])
     return tmp_path
-
-
-def set_param(path: str, value) -> None:
-    params = yaml.safe_load(Path("params.yaml").read_text())
-    *parents, last = path.split(".")
-    node = params
-    for p in parents:
-        node = node[p]
-    node[last] = value
-    Path("params.yaml").write_text(yaml.safe_dump(params))
 
 
 def test_hybrid_run_is_open_vocabulary_and_spells_its_samples(project):
@@ -74,7 +58,7 @@ def test_same_params_and_seed_give_the_same_numbers(project):
 
 
 def test_divergence_is_a_result_and_the_report_shows_it(project):
-    set_param("train.optim.lr", 1e9)
+    set_param(Path("params.yaml"), "train.optim.lr", 1e9)
     train_stage.main(["toy", "toy-word-rnn_relu-0.0-0", "--lm", "word", "--cell", "rnn_relu",
                       "--dropout", "0.0", "--clip", "0"])
     m = read_json("metrics/toy-word-rnn_relu-0.0-0.json")
@@ -88,7 +72,7 @@ def test_divergence_is_a_result_and_the_report_shows_it(project):
 def test_checkpoint_of_other_data_is_refused_or_restarted(project):
     spec = RunSpec("toy-word-lstm-0.0-5", "toy", "word", "lstm", 0.0, 5.0)
     first, _ = train_run(load_params(), spec, progress=False)
-    set_param("tokenizers.word.max_size", 10)  # same train params, other data
+    set_param(Path("params.yaml"), "tokenizers.word.max_size", 10)  # same train params, other data
     tokenize.main(["toy", "word"])
     with pytest.raises(UserError, match="checkpoint written with other params"):
         train_run(load_params(), spec, progress=False)

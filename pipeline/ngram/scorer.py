@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from pipeline.evaluation import Score
 from pipeline.ngram.model import NgramModel
 from pipeline.ngram.vocab import NgramVocab, Unit

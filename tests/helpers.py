@@ -1,0 +1,59 @@
+"""What several test files need: the repo's params, dotted-key edits, a project root, a stage
+run in a subprocess, a toy corpus of blank-line separated scenes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def repo_params() -> dict:
+    """A fresh copy of the repository's params.yaml."""
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def set_key(params: dict, dotted: str, value) -> dict:
+    """params with `dotted` (a.b.c) set to value, in place; returns params."""
+    *parents, last = dotted.split(".")
+    node = params
+    for p in parents:
+        node = node[p]
+    node[last] = value
+    return params
+
+
+def set_param(params_file: Path, dotted: str, value) -> None:
+    """Edit one key of a params.yaml file."""
+    params = set_key(yaml.safe_load(params_file.read_text()), dotted, value)
+    params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def minimal_project(root: Path, corpora: dict) -> Path:
+    """root with a params.yaml of just these corpora and a one-member grid over them."""
+    params = {
+        "corpora": corpora,
+        "grid": {"corpus": list(corpora), "lm": ["word"], "cell": ["lstm"], "dropout": [0.0], "clip": [5]},
+    }
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    return root
+
+
+def run_stage(cwd: Path, *argv: str, **env: str) -> subprocess.CompletedProcess:
+    """`python -m <argv>` in cwd, with this checkout importable."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **env}
+    return subprocess.run([sys.executable, "-m", *argv], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+def write_scenes(path: Path, words: list[str], n_scenes: int, n_lines: int) -> None:
+    """Blank-line separated scenes of n_lines lines of 3..8 words, a small repetitive vocabulary."""
+    scenes = ["\n".join(" ".join(words[(b * 5 + i * 3 + j * 7) % len(words)] for j in range(3 + (i + b) % 6))
+                        for i in range(n_lines))
+              for b in range(n_scenes)]
+    path.write_text("\n\n".join(scenes) + "\n", encoding="utf-8")
