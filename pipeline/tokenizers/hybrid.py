@@ -18,6 +18,7 @@ import numpy as np
 
 from pipeline.config import WordTokenizerConfig
 from pipeline.tokenizers.base import UNK
+from pipeline.tokenizers.char import CharTokenizer
 from pipeline.tokenizers.word import WordTokenizer, build_vocab
 
 EOW = "<eow>"
@@ -30,8 +31,8 @@ class HybridTokenizer(WordTokenizer):
         super().__init__(vocab)
         self.n_words = len(vocab)
         self.alphabet = [EOW, UNK] + chars  # speller ids: 0 = <eow>, 1 = unknown character
-        self.char_stoi = {c: i for i, c in enumerate(self.alphabet)}
         self.eow_id, self.unk_char_id = 0, 1
+        self._chars = CharTokenizer(chars)  # ids [<unk>] + chars: each speller id minus one
 
     @classmethod
     def train(cls, text: str, cfg: WordTokenizerConfig) -> "HybridTokenizer":
@@ -41,18 +42,15 @@ class HybridTokenizer(WordTokenizer):
     def n_ids(self) -> int:
         return self.n_words + len(self.alphabet)  # words, then the spelled characters
 
-    def spell(self, word: str) -> list[int]:
-        """Speller ids of a word, <eow> included (not offset)."""
-        return [self.char_stoi.get(c, self.unk_char_id) for c in word] + [self.eow_id]
-
     def encode(self, text: str) -> np.ndarray:
         ids, words = self.word_level(text)
         oov = np.flatnonzero(ids < 0)
         ids[oov] = self.unk_id
-        spelled = [self.n_words + np.array(self.spell(words[j]), dtype=np.int64) for j in oov]
-        parts = [None] * (2 * len(oov) + 1)  # word-level pieces, each <unk> followed by its spelling
-        parts[::2], parts[1::2] = np.split(ids, oov + 1), spelled
-        return np.concatenate(parts)
+        spelled = [words[j] for j in oov]
+        lengths = np.fromiter(map(len, spelled), dtype=np.int64, count=len(oov))
+        chars = self._chars.encode("".join(spelled)) + 1  # speller ids, all spellings in a row
+        spellings = np.insert(chars, np.cumsum(lengths), self.eow_id)  # each closed by <eow>
+        return np.insert(ids, np.repeat(oov + 1, lengths + 1), self.n_words + spellings)  # after its <unk>
 
     def decode_words(self, ids) -> list[str]:
         """Words of `ids`; an <unk> with no spelling after it (the model's stream) stays <unk>."""
