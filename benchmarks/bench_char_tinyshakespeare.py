@@ -63,7 +63,7 @@ def main() -> None:
                       "tie_weights": True, "init_scale": 0.05},
             "batching": {"mode": "stream", "batch_size": 32, "bptt": 128},
             "optim": {"name": "adam", "lr": 0.002},
-            "schedule": {"kind": "exponential", "rate": 0.1, "decay_steps": args.epochs, "unit": "epoch",
+            "schedule": {"kind": "exponential", "rate": 0.1, "decay_steps": args.epochs, "interval": "epoch",
                          "staircase": False, "start_epoch": 0},
         }}
         (tmp / "params.yaml").write_text(yaml.safe_dump(params))

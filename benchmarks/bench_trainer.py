@@ -84,7 +84,7 @@ def trainer_tokens_per_s(c: dict, n_batches: int, device: torch.device, threads:
     model = RNNLM(c["vocab"], cfg.model, "lstm", c["dropout"])
     with tempfile.TemporaryDirectory() as d:
         t0 = time.perf_counter()
-        result = train(model, ids, cfg, clip=c["clip"], seed=0, bos_id=0, run_dir=Path(d), params_hash="bench",
+        result = train(model, ids, cfg, clip=c["clip"], seed=0, newline_id=0, run_dir=Path(d), params_hash="bench",
                        evaluate=lambda m: {"nll_nats": 1.0, "n_tokens": 1}, progress=False, device=device)
         call_s = time.perf_counter() - t0
     assert not result.diverged

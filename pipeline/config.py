@@ -106,12 +106,19 @@ class HfSource(Strict):
 
 
 class LocalSource(Strict):
-    """Files on disk: one file (split by `prepare`) or a {split: file} mapping."""
+    """Files on disk: one file (split by `prepare`) or a {split: file} mapping. Paths are
+    relative to the project root, `~` is expanded. DVC re-runs the download when a file's
+    content changes (see pipeline/corpora/local.py)."""
 
     source: Literal["local"]
-    path: str | None = Field(None, description="one file or a directory of *.txt files")
+    path: str | None = Field(None, description="one file, or a directory whose *.txt files are the documents")
     splits: dict[Split, str] | None = Field(
-        None, description="the corpus' own split files"
+        None, description="the corpus' own split files {train: file, valid: file, test: file}"
+    )
+    sha256: dict[str, Sha256] = Field(
+        default_factory=dict,
+        description="optional pins {file: sha256} (file as written in path/splits; in a directory, "
+        "<path>/<name>.txt); a mismatch is an error",
     )
 
     @model_validator(mode="after")
@@ -144,7 +151,17 @@ class SplitConfig(Strict):
 
 
 class PrepareConfig(Strict):
-    lowercase: bool = Field(False, description="lowercase the text")
+    """How raw text becomes the text every model trains on and is scored on
+    (pipeline/corpora/prepare.py says exactly what each mode does)."""
+
+    mode: Literal["auto", "verbatim", "normalize"] = Field(
+        "auto",
+        description="verbatim: keep the text as published (lines, spaces and blank lines as they are; "
+        "only a BOM dropped, CRLF -> LF, a final newline added); normalize: one space between words, "
+        "lines stripped, blank lines dropped; auto: verbatim for a corpus with its own "
+        "train/valid/test (PTB, WikiText), normalize for a single text (corpus.txt)",
+    )
+    lowercase: bool = Field(False, description="lowercase the text (either mode)")
     split: SplitConfig = SplitConfig()
     max_chars: int | None = Field(
         None, gt=0, description="keep only the first N characters of each split (quick profiles)"
@@ -190,9 +207,15 @@ class NgramConfig(Strict):
 
 
 class ModelConfig(Strict):
+    """One RNN: embedding -> `layers` x `cell` -> dropout -> softmax. The grid's `cell` and
+    `dropout` factors are written into this section (see `Params.train_for`)."""
+
+    cell: Cell = Field("lstm", description="recurrent cell (a grid factor)")
     embed_dim: int = Field(128, ge=1, description="embedding size")
     hidden: int = Field(128, ge=1, description="units per recurrent layer")
     layers: int = Field(2, ge=1, description="stacked recurrent layers")
+    dropout: float = Field(0.0, ge=0, lt=1, description="dropout on embeddings, between layers, before "
+                           "the softmax (a grid factor)")
     tie_weights: bool = Field(False, description="share embedding and softmax (needs embed_dim == hidden)")
     init_scale: float = Field(0.1, gt=0, description="uniform init in [-s, s] (Zaremba)")
 
@@ -217,18 +240,22 @@ class OptimConfig(Strict):
     lr: float = Field(1.0, gt=0, description="initial learning rate")
     momentum: float = Field(0.0, ge=0, lt=1, description="sgd momentum")
     weight_decay: float = Field(0.0, ge=0)
+    clip: float = Field(0.0, ge=0, description="max global gradient norm, 0 = off (a grid factor)")
 
 
 class ScheduleConfig(Strict):
-    """LR schedule. exponential = tf.train.exponential_decay: lr0 * rate^(t / decay_steps),
-    `staircase` floors the exponent; t counts `unit`s since `start_epoch`."""
+    """LR schedule (see pipeline/rnn/schedule.py). exponential = tf.train.exponential_decay:
+    lr0 * rate^(t / decay_steps), `staircase` floors the exponent; t counts `interval`s since
+    `start_epoch`. plateau: lr times `factor` after more than `patience` epochs in a row
+    without a better valid loss."""
 
     kind: Literal["constant", "exponential", "plateau"] = "exponential"
-    rate: float = Field(0.5, gt=0, le=1, description="exponential: decay rate; plateau: factor")
-    decay_steps: int = Field(1, ge=1, description="exponential: units per decay")
-    unit: Literal["epoch", "step"] = Field("epoch", description="exponential: what t counts")
+    rate: float = Field(0.5, gt=0, le=1, description="exponential: decay rate")
+    decay_steps: int = Field(1, ge=1, description="exponential: intervals per decay")
+    interval: Literal["epoch", "step"] = Field("epoch", description="exponential: what t counts")
     staircase: bool = True
     start_epoch: int = Field(0, ge=0, description="exponential: epochs at lr0 before decay starts")
+    factor: float = Field(0.5, gt=0, le=1, description="plateau: lr multiplier per decay")
     patience: int = Field(0, ge=0, description="plateau: epochs without improvement before decay")
 
 
@@ -250,19 +277,12 @@ class TrainConfig(Strict):
     sample_tokens: int = Field(200, ge=1)
     sample_temperature: float = Field(0.8, gt=0)
     sample_top_k: int | None = Field(None, ge=1)
-
-
-class SpellerConfig(Strict):
-    """The hybrid model's character speller for <unk> words."""
-
-    embed_dim: int = Field(32, ge=1)
-    hidden: int = Field(128, ge=1)
-    layers: int = Field(1, ge=1)
-    epochs: int = Field(3, ge=1)
-    batch_size: int = Field(64, ge=1)
-    lr: float = Field(0.002, gt=0, description="Adam learning rate")
-    max_train_tokens: int | None = Field(
-        None, gt=0, description="train on the first spellings up to N characters (quick profiles)"
+    speller: "TrainConfig | None" = Field(
+        None,
+        description="hybrid only: the character speller of out-of-vocabulary words, a `train` section "
+        "merged over the hybrid's own (so it inherits device, threads, ...); it trains before the word "
+        "model, on the spellings of the train words outside the vocabulary; its sample_tokens caps the "
+        "length of a sampled spelling",
     )
 
 
@@ -306,7 +326,6 @@ class Params(Strict):
     train_overrides: dict[LMType, dict[str, Any]] = Field(
         default_factory=dict, description="per-LM-type partial `train` sections merged over `train`"
     )
-    speller: SpellerConfig = SpellerConfig()
     eval: EvalConfig = EvalConfig()
     grid: GridConfig
 
@@ -316,13 +335,27 @@ class Params(Strict):
         if unknown:
             raise ValueError(f"grid.corpus names {unknown}, not in corpora {sorted(self.corpora)}")
         where = (info.context or {}).get("where", "params.yaml")  # parse_params passes it
-        for lm in self.train_overrides:
-            self.train_for(lm, where)  # validate every override now, not when a stage runs
+        for lm in {*self.train_overrides, *self.grid.lm}:
+            self.train_for(lm, where=where)  # validate every override now, not when a stage runs
         return self
 
-    def train_for(self, lm: str, where: str = "params.yaml") -> TrainConfig:
-        """The `train` section with `train_overrides[lm]` merged over it; errors name `where`."""
-        merged = _deep_merge(self.train.model_dump(), self.train_overrides.get(lm, {}))
+    def train_for(self, lm: str, factors: dict[str, Any] | None = None, where: str = "params.yaml") -> TrainConfig:
+        """The one training config of a grid member: `train`, with `train_overrides[lm]` merged
+        over it, then the grid factors (`cell`, `dropout`, `clip`) written into it. The hybrid's
+        `speller` is merged over the hybrid's config before the factors (they are the word
+        model's). Errors name `where`."""
+        base = _deep_merge(self.train.model_dump(exclude={"speller"}), self.train_overrides.get(lm, {}))
+        speller = base.pop("speller", None)
+        if speller is not None and lm != "hybrid":
+            raise UserError(f"{where}: train_overrides.{lm}.speller: only the hybrid LM has a speller")
+        if lm == "hybrid":
+            if not isinstance(speller, dict):
+                raise UserError(f"{where}: train_overrides.hybrid.speller: the hybrid LM needs its speller "
+                                "section (a `train`-shaped mapping: model, batching, optim, epochs, ...)")
+            if "speller" in speller:
+                raise UserError(f"{where}: train_overrides.hybrid.speller.speller: a speller has no speller")
+            base["speller"] = _deep_merge(base, speller)
+        merged = _deep_merge(base, _factor_overrides(factors or {}))
         try:
             return TrainConfig.model_validate(merged)
         except ValidationError as e:
@@ -332,6 +365,18 @@ class Params(Strict):
         if name not in self.corpora:
             raise UserError(f"unknown corpus {name!r}; params.yaml corpora has {sorted(self.corpora)}")
         return self.corpora[name]
+
+
+FACTOR_KEYS = {"cell": ("model", "cell"), "dropout": ("model", "dropout"), "clip": ("optim", "clip")}
+
+
+def _factor_overrides(factors: dict[str, Any]) -> dict:
+    """Grid factors as a partial `train` section: {"cell": "gru"} -> {"model": {"cell": "gru"}}."""
+    out: dict = {}
+    for name, value in factors.items():
+        section, key = FACTOR_KEYS[name]
+        out.setdefault(section, {})[key] = value
+    return out
 
 
 def _deep_merge(base: dict, over: dict) -> dict:
@@ -364,6 +409,8 @@ def _format(e: ValidationError, where: str, raw: Any) -> str:
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
+        elif err["type"] == "value_error":  # our validators' messages, without pydantic's label
+            msg = msg.removeprefix("Value error, ")
         value = err.get("input")
         shown = "" if err["type"] == "missing" or isinstance(value, dict) else f" (got {value!r})"
         lines.append(f"{where}: {loc or '<top>'}: {msg}{shown}")

@@ -1,4 +1,6 @@
-"""Atomic writes: a killed process leaves the previous file or the new one, never half of one.
+"""File helpers: atomic writes, file hashes, compact id dtypes.
+
+Atomic writes: a killed process leaves the previous file or the new one, never half of one.
 
 Every artifact the pipeline writes goes through these helpers: write to a temp file in the
 same directory, fsync, then `os.replace` (atomic on POSIX), then fsync the directory so
@@ -9,12 +11,15 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import json
 import os
 import tempfile
 import threading
 from pathlib import Path
 from typing import IO, Any, Iterator
+
+import numpy as np
 
 
 _UMASK_LOCK = threading.Lock()
@@ -77,3 +82,20 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
 def read_json(path: str | os.PathLike) -> Any:
     with open(path, encoding="utf-8") as f:
         return json.load(f)
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """sha256 of a file, read in chunks (raw corpora can be hundreds of MB)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def smallest_uint(n: int) -> np.dtype:
+    """The smallest unsigned dtype that holds ids < n (compact .npy token files)."""
+    for dt in (np.uint8, np.uint16, np.uint32):
+        if n <= np.iinfo(dt).max + 1:
+            return np.dtype(dt)
+    return np.dtype(np.uint64)

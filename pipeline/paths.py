@@ -1,4 +1,5 @@
-"""Every artifact path, in one place. dvc.yaml spells the same paths; tests check they agree.
+"""Every artifact path and file name, in one place. dvc.yaml spells the same paths; tests check
+they agree. This module imports nothing of the project: every layer may use it.
 
 A run id is the key DVC gives a matrix member (values joined by '-'), e.g. stage
 `train@shakespeare-word-lstm-0.5-5` is run `shakespeare-word-lstm-0.5-5`: the same name for
@@ -7,16 +8,30 @@ the stage, `models/<run>/`, `metrics/<run>.json`, `curves/<run>.csv` and the MLf
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-
-from pipeline.corpora.layout import split_file
 
 DATA = Path("data")
 MODELS = Path("models")
 METRICS = Path("metrics")
 CURVES = Path("curves")
 REPORTS = Path("reports")
+FIGURES = REPORTS / "figures"
+
 STATS_JSON = "stats.json"  # the summary beside prepared text and token ids
+SOURCE_JSON = "source.json"  # provenance beside the raw corpus
+CORPUS = "corpus.txt"  # a raw corpus without splits of its own
+TOKENIZER_JSON = "tokenizer.json"
+
+
+def split_file(split: str) -> str:
+    """The file name of a split, raw or prepared."""
+    return f"{split}.txt"
+
+
+def sources_dir(corpus: str) -> Path:
+    """A symlink to each local file of the corpus: what DVC watches for the download stage."""
+    return DATA / "sources" / corpus
 
 
 def raw_dir(corpus: str) -> Path:
@@ -39,7 +54,7 @@ def tokens_dir(corpus: str, tokenizer: str) -> Path:
 
 
 def tokenizer_file(corpus: str, tokenizer: str) -> Path:
-    return tokens_dir(corpus, tokenizer) / "tokenizer.json"
+    return tokens_dir(corpus, tokenizer) / TOKENIZER_JSON
 
 
 def split_tokens(corpus: str, tokenizer: str, split: str) -> Path:
@@ -51,11 +66,6 @@ def run_id(*parts: object) -> str:
     return "-".join(str(p) for p in parts)
 
 
-def model_dir(run: str) -> Path:
-    """Checkpoints, final weights, samples (a `persist: true` DVC out)."""
-    return MODELS / run
-
-
 def metrics_file(run: str) -> Path:
     return METRICS / f"{run}.json"
 
@@ -63,3 +73,46 @@ def metrics_file(run: str) -> Path:
 def curve_file(run: str) -> Path:
     """Per-epoch curve for `dvc plots`."""
     return CURVES / f"{run}.csv"
+
+
+def figure_file(name: str) -> Path:
+    """A report figure, `name` without extension."""
+    return FIGURES / f"{name}.png"
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """Where one run's artifacts live. `models/<run>/` holds the final model files (weights,
+    samples, ARPA) and, for an RNN, the trainer's checkpoints, one folder per trained part
+    (the hybrid's speller trains before its word model)."""
+
+    run: str
+
+    @property
+    def root(self) -> Path:
+        return MODELS / self.run
+
+    def checkpoints(self, part: str = "model") -> Path:
+        """The trainer's checkpoint folder of one part of the model."""
+        return (self.root if part == "model" else self.root / part) / "checkpoints"
+
+    def file(self, name: str) -> Path:
+        """A final artifact of the run, by its name (WEIGHTS, SAMPLES, ARPA...)."""
+        return self.root / name
+
+    @property
+    def metrics(self) -> Path:
+        return metrics_file(self.run)
+
+    @property
+    def curve(self) -> Path:
+        return curve_file(self.run)
+
+
+WEIGHTS = "model.pt"  # final state_dicts of an RNN run (the best epoch)
+SAMPLES = "samples.txt"  # generated text of an RNN run
+
+
+def arpa_name(gzip: bool) -> str:
+    """The n-gram model file: KenLM-readable ARPA, gzipped or plain."""
+    return "model.arpa.gz" if gzip else "model.arpa"

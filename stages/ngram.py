@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 
 from pipeline import paths
-from pipeline.io import write_json
+from pipeline.artifacts import write_run
 from pipeline.ngram.run import ngram_run
 from stages._cli import corpus_stage, run
 
@@ -23,15 +23,10 @@ log = logging.getLogger("stages.ngram")
 def main(argv: list[str] | None = None) -> None:
     args, params = corpus_stage(__doc__, argv, lambda ap: ap.add_argument("order", type=int, help="n-gram order (>= 1)"))
     result = ngram_run(params, args.corpus, args.order)
-    write_json(paths.metrics_file(result["run"]), result)
-    log.info(
-        "%s: valid word ppl %.2f, test word ppl %.2f, %d n-grams, estimated in %.2f s",
-        result["run"],
-        result["valid"]["word_ppl"],
-        result["test"]["word_ppl"],
-        result["n_params"],
-        result["estimate_s"],
-    )
+    m = result.metrics
+    write_run(paths.RunDir(m["run"]), result)
+    log.info("%s: valid word ppl %.2f, test word ppl %.2f, %d n-grams, estimated in %.2f s",
+             m["run"], m["valid"]["word_ppl"], m["test"]["word_ppl"], m["n_params"], m["estimate_s"])
 
 
 if __name__ == "__main__":

@@ -14,10 +14,9 @@ import argparse
 from pydantic import ValidationError
 
 from pipeline import paths
+from pipeline.artifacts import write_run
 from pipeline.config import CELLS, LM_TYPES, GridConfig
 from pipeline.errors import UserError
-from pipeline.io import write_json
-from pipeline.reporting.curves import write_curve
 from pipeline.rnn.run import RunSpec, train_run
 from stages._cli import corpus_stage, run
 
@@ -40,9 +39,7 @@ def main(argv: list[str] | None = None) -> None:
     # DVC re-runs this stage only when its deps or params changed, so a checkpoint written
     # under other params is stale, not a run to resume: start over (the old one is in the DVC
     # cache). A killed run re-run with the same params resumes.
-    metrics, records = train_run(params, spec, restart_stale=True)
-    write_curve(paths.curve_file(args.run), records)
-    write_json(paths.metrics_file(args.run), metrics)
+    write_run(paths.RunDir(args.run), train_run(params, spec, restart_stale=True))
 
 
 if __name__ == "__main__":

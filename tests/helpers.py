@@ -51,6 +51,20 @@ def run_stage(cwd: Path, *argv: str, **env: str) -> subprocess.CompletedProcess:
                           timeout=120)
 
 
+def lm_of(tok, model, speller=None, batch_size: int = 32, bptt: int = 256):
+    """The LM of `tok`'s type (pipeline.rnn.lm's factory) holding these nets, scoring with this
+    batching (which must not change a score)."""
+    import torch
+
+    from pipeline.config import EvalConfig, TrainConfig
+    from pipeline.rnn.lm import MODEL, build_lm
+
+    cfg = TrainConfig(speller=TrainConfig(sample_tokens=40) if speller is not None else None)
+    lm = build_lm(tok, cfg, EvalConfig(batch_size=batch_size, bptt=bptt), torch.device("cpu"))
+    lm.nets = {MODEL: model, **({"speller": speller} if speller is not None else {})}
+    return lm
+
+
 def write_scenes(path: Path, words: list[str], n_scenes: int, n_lines: int) -> None:
     """Blank-line separated scenes of n_lines lines of 3..8 words, a small repetitive vocabulary."""
     scenes = ["\n".join(" ".join(words[(b * 5 + i * 3 + j * 7) % len(words)] for j in range(3 + (i + b) % 6))

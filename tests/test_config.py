@@ -19,7 +19,33 @@ def with_change(path: str, value):
 def test_default_params_are_valid():
     p = parse_params(DEFAULT)
     assert set(p.grid.lm) == {"char", "word", "hybrid", "subword"}
-    assert p.train_for("char").batching.bptt != p.train.batching.bptt or "char" not in p.train_overrides
+
+
+def test_one_training_config_per_grid_member():
+    """train, then train_overrides[lm] merged key by key, then the grid factors; the hybrid's
+    speller merged over the hybrid's config, without the word model's factors."""
+    raw = with_change("train_overrides", {"char": {"batching": {"bptt": 7}, "optim": {"lr": 0.01}},
+                                          "hybrid": {"epochs": 5, "speller": {"model": {"hidden": 9, "tie_weights": False}}}})
+    raw["train"]["batching"]["batch_size"] = 3
+    p = parse_params(raw)
+    char = p.train_for("char", {"cell": "gru", "dropout": 0.25, "clip": 2})
+    assert (char.batching.bptt, char.batching.batch_size, char.optim.lr, char.optim.name) == (7, 3, 0.01, "sgd")
+    assert (char.model.cell, char.model.dropout, char.optim.clip) == ("gru", 0.25, 2.0)
+    assert char.speller is None and p.train_for("word").batching.bptt == raw["train"]["batching"]["bptt"]
+    hybrid = p.train_for("hybrid", {"cell": "gru", "dropout": 0.25, "clip": 2})
+    assert hybrid.epochs == 5 and hybrid.speller.epochs == 5 and hybrid.speller.model.hidden == 9
+    assert hybrid.speller.model.embed_dim == raw["train"]["model"]["embed_dim"]
+    assert (hybrid.speller.model.cell, hybrid.speller.model.dropout, hybrid.speller.optim.clip) == ("lstm", 0.0, 0.0)
+
+
+@pytest.mark.parametrize("lm, over, expected", [
+    ("word", {"speller": {"epochs": 1}}, r"train_overrides\.word\.speller: only the hybrid LM has a speller"),
+    ("hybrid", {}, r"train_overrides\.hybrid\.speller: the hybrid LM needs its speller"),
+    ("hybrid", {"speller": {"epochs": 0}}, r"train_overrides\.hybrid: speller\.epochs: .*greater than or equal to 1"),
+])
+def test_speller_section_errors(lm, over, expected):
+    with pytest.raises(UserError, match=expected):
+        parse_params(with_change(f"train_overrides.{lm}", over))
 
 
 @pytest.mark.parametrize(
@@ -34,14 +60,11 @@ def test_default_params_are_valid():
         ("tokenizers.subword.vocab_size", 100, r"tokenizers\.subword\.vocab_size: .*greater than or equal to 260"),
         ("corpora.shakespeare.sha256", "abc", r"corpora\.shakespeare\.sha256: String should match pattern"),
         ("train_overrides.char", {"batching": {"bptt": 0}}, r"train_overrides\.char: batching\.bptt: .*greater than or equal to 1"),
-        ("train.model.tie_weights", True, None),
+        ("train.schedule.unit", "epoch", r"train\.schedule\.unit: unknown key"),
     ],
 )
 def test_bad_values_are_named(path, value, expected):
     raw = with_change(path, value)
-    if expected is None:  # tie_weights with embed == hidden is fine
-        parse_params(raw)
-        return
     with pytest.raises(UserError, match=expected):
         parse_params(raw)
 
@@ -69,7 +92,7 @@ def test_train_override_errors_name_the_callers_file():
         parse_params(raw, where)
     p = parse_params(DEFAULT).model_copy(update={"train_overrides": {"word": {"epochs": 0}}})  # unvalidated
     with pytest.raises(UserError, match=r"^elsewhere\.yaml: train_overrides\.word: epochs"):
-        p.train_for("word", "elsewhere.yaml")
+        p.train_for("word", where="elsewhere.yaml")
 
 
 def test_tie_weights_needs_equal_sizes():
@@ -105,5 +128,15 @@ def test_unknown_tokenizer_name_exits_2(tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(DEFAULT))
     r = run_stage(tmp_path, "stages.tokenize", "shakespeare", "morse")
     assert r.returncode == 2 and "invalid choice: 'morse' (choose from" in r.stderr
-    r = run_stage(tmp_path, "stages.tokenize", "gutenberg", "word")
-    assert r.returncode == 2 and "unknown corpus 'gutenberg'" in r.stderr
+
+
+@pytest.mark.parametrize("argv", [
+    ["stages.download", "gutenberg"], ["stages.prepare", "gutenberg"], ["stages.tokenize", "gutenberg", "word"],
+    ["stages.ngram", "gutenberg", "3"],
+    ["stages.train", "gutenberg", "r", "--lm", "word", "--cell", "lstm", "--dropout", "0", "--clip", "0"],
+])
+def test_every_stage_names_an_unknown_corpus_with_exit_2(tmp_path, argv):
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(DEFAULT))
+    r = run_stage(tmp_path, *argv)
+    assert r.returncode == 2 and "unknown corpus 'gutenberg'" in r.stderr and "Traceback" not in r.stderr
+    assert list(tmp_path.iterdir()) == [tmp_path / "params.yaml"]  # no work started

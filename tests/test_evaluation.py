@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.config import CharTokenizerConfig, ModelConfig, SubwordTokenizerConfig, WordTokenizerConfig
+from pipeline.config import CharTokenizerConfig, EvalConfig, ModelConfig, SubwordTokenizerConfig, WordTokenizerConfig
 from pipeline.evaluation import Score, count_words, evaluate, segments
 from pipeline.rnn.model import RNNLM
-from pipeline.rnn.scorer import HybridScorer, RNNScorer, sequence_nll
+from pipeline.rnn.scorer import RNNScorer, sequence_nll
 from pipeline.tokenizers import train_tokenizer
+from tests.helpers import lm_of
 
 TEXT = "".join(f"line {i} of the play, with word{i % 7} and more\n" for i in range(40))
 CPU = torch.device("cpu")
@@ -50,18 +51,21 @@ def test_segments_cover_the_text_exactly():
 
 def model_for(vocab_size: int, cell: str = "lstm", seed: int = 0) -> RNNLM:
     torch.manual_seed(seed)
-    return RNNLM(vocab_size, ModelConfig(embed_dim=16, hidden=24, layers=2, tie_weights=False, init_scale=0.3),
-                 cell, 0.0)
+    return RNNLM(vocab_size, ModelConfig(cell=cell, embed_dim=16, hidden=24, layers=2, init_scale=0.3))
 
 
 @pytest.mark.parametrize("kind, cfg", [("char", CharTokenizerConfig()), ("word", WordTokenizerConfig()),
-                                       ("subword", SubwordTokenizerConfig(vocab_size=300))])
+                                       ("subword", SubwordTokenizerConfig(vocab_size=300)),
+                                       ("hybrid", WordTokenizerConfig(min_count=3))])
 def test_score_does_not_depend_on_batch_size_or_bptt(kind, cfg):
     tok = train_tokenizer(kind, TEXT, cfg)
     model = model_for(tok.vocab_size, "gru")
-    ref = evaluate(RNNScorer(model, tok, batch_size=1, bptt=10_000, device=CPU), TEXT, 5)
+    speller = model_for(len(tok.alphabet), seed=1) if kind == "hybrid" else None
+    ref = evaluate(lm_of(tok, model, speller, batch_size=1, bptt=10_000).scorer(), TEXT, 5)
+    if kind == "hybrid":
+        assert tok.n_unk_words(tok.encode(TEXT)) > 20  # the speller's share is really scored
     for batch_size, bptt in [(3, 7), (16, 1), (64, 33)]:
-        got = evaluate(RNNScorer(model, tok, batch_size=batch_size, bptt=bptt, device=CPU), TEXT, 5)
+        got = evaluate(lm_of(tok, model, speller, batch_size=batch_size, bptt=bptt).scorer(), TEXT, 5)
         assert got["nll_nats"] == pytest.approx(ref["nll_nats"], rel=1e-5)
         assert got["n_tokens"] == ref["n_tokens"]
 
@@ -72,7 +76,7 @@ def test_uniform_model_gives_log_v_per_token():
     with torch.no_grad():
         model.head.weight.zero_()
         model.head.bias.zero_()
-    m = evaluate(RNNScorer(model, tok, 4, 16, CPU), TEXT, 10)
+    m = evaluate(lm_of(tok, model, batch_size=4, bptt=16).scorer(), TEXT, 10)
     assert m["nll_nats"] == pytest.approx(m["n_tokens"] * math.log(tok.vocab_size), rel=1e-6)  # float32 logits
     assert m["token_ppl"] == pytest.approx(tok.vocab_size, rel=1e-6)
 
@@ -82,16 +86,16 @@ def test_first_token_is_conditioned_on_bos_only():
     model = model_for(11)
     logits, _ = model(torch.tensor([[3]]))
     expect = -torch.log_softmax(logits[0, 0], -1)[5].item()
-    got = sequence_nll(model, [np.array([5])], bos_id=3, batch_size=2, bptt=4, device=CPU)
+    got = sequence_nll(model, [np.array([5])], newline_id=3, batch_size=2, bptt=4, device=CPU)
     assert got[0] == pytest.approx(expect, rel=1e-6)
 
 
 def test_closed_and_open_vocabulary_flags():
     word = train_tokenizer("word", TEXT, WordTokenizerConfig())
-    m = evaluate(RNNScorer(model_for(word.vocab_size), word, 8, 16, CPU), "line 3 of zzz\n", 5)
+    m = evaluate(lm_of(word, model_for(word.vocab_size), batch_size=8, bptt=16).scorer(), "line 3 of zzz\n", 5)
     assert m["open_vocab"] is False and m["n_oov"] == 1 and m["oov_rate"] == pytest.approx(1 / 5)
     char = train_tokenizer("char", TEXT, CharTokenizerConfig())
-    scorer = RNNScorer(model_for(char.vocab_size), char, 8, 16, CPU)
+    scorer = lm_of(char, model_for(char.vocab_size), batch_size=8, bptt=16).scorer()
     assert evaluate(scorer, "line\n", 5)["open_vocab"] is True
     assert evaluate(scorer, "líne\n", 5)["open_vocab"] is False  # í never seen in train
 
@@ -100,8 +104,8 @@ def test_hybrid_charges_unk_words_their_spelling():
     tok = train_tokenizer("hybrid", TEXT, WordTokenizerConfig(min_count=2))
     model, speller = model_for(tok.vocab_size), model_for(len(tok.alphabet), seed=1)
     text = "line 3 of the word1\nthe play, with 39 nine\n"  # '3', '39', 'nine' are spelled
-    hybrid = evaluate(HybridScorer(model, speller, tok, 4, 8, CPU), text, 1)
-    words_only = evaluate(RNNScorer(model, tok, 4, 8, CPU), text, 1)
+    hybrid = evaluate(lm_of(tok, model, speller, batch_size=4, bptt=8).scorer(), text, 1)
+    words_only = evaluate(RNNScorer(model, tok, EvalConfig(batch_size=4, bptt=8), CPU, open_vocab=False), text, 1)
     spellings = [np.asarray(s) for s in tok.spellings(tok.encode(text))]
     assert len(spellings) == 3
     spelled = sequence_nll(speller, spellings, tok.eow_id, 2, 3, CPU).sum()

@@ -21,7 +21,7 @@ def _stream(n: int, seed: int = 0) -> np.ndarray:
 
 def _batches(ids, mode, batch_size=4, bptt=6, seed=0):
     return make_batches(ids, BatchingConfig(mode=mode, batch_size=batch_size, bptt=bptt), max_tokens=None,
-                        bos_id=BOS, seed=seed, device=CPU)
+                        newline_id=BOS, seed=seed, device=CPU)
 
 
 def _pairs(b) -> list[tuple[int, int]]:
@@ -92,6 +92,6 @@ def test_max_tokens_cut_keeps_whole_lines_in_sentences_mode():
     assert first_tokens(ids, 2, BOS, whole_lines=True).tolist() == [5, 6, BOS]  # the first line, whole
     assert first_tokens(ids, None, BOS, whole_lines=True).tolist() == ids.tolist()
     assert first_tokens(ids[:2], 1, BOS, whole_lines=True).tolist() == [5, 6]  # no closing bos at all
-    b = make_batches(ids, BatchingConfig(mode="sentences", batch_size=4, bptt=6), max_tokens=6, bos_id=BOS,
+    b = make_batches(ids, BatchingConfig(mode="sentences", batch_size=4, bptt=6), max_tokens=6, newline_id=BOS,
                      seed=0, device=CPU)
     assert b.n_tokens == 5  # targets of [BOS 5 6 BOS] and [BOS 7 BOS]

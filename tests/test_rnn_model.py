@@ -6,14 +6,14 @@ import torch
 
 from pipeline.config import CELLS, ModelConfig
 from pipeline.rnn.batching import IGNORE, Batch
-from pipeline.rnn.model import RNNLM
+from pipeline.rnn.model import RNNLM, n_params
 from pipeline.rnn.trainer import batch_loss
 
 V = 23
 
 
 def count_params(vocab_size: int, cfg: ModelConfig, cell: str) -> int:
-    """Trainable parameters of RNNLM(vocab_size, cfg, cell, ...) in closed form."""
+    """Trainable parameters of an RNNLM(vocab_size, cfg) with this cell, in closed form."""
     g = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}[cell]  # weight blocks per layer
     V, E, H = vocab_size, cfg.embed_dim, cfg.hidden
     inputs = [E] + [H] * (cfg.layers - 1)
@@ -25,10 +25,10 @@ def count_params(vocab_size: int, cfg: ModelConfig, cell: str) -> int:
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("layers,tie", [(1, False), (2, True), (3, False)])
 def test_cells_run_and_count_params(cell, layers, tie):
-    cfg = ModelConfig(embed_dim=12, hidden=12 if tie else 9, layers=layers, tie_weights=tie)
+    cfg = ModelConfig(cell=cell, embed_dim=12, hidden=12 if tie else 9, layers=layers, tie_weights=tie, dropout=0.3)
     torch.manual_seed(0)
-    model = RNNLM(V, cfg, cell, dropout=0.3)
-    assert model.n_params == count_params(V, cfg, cell)
+    model = RNNLM(V, cfg)
+    assert model.n_params == n_params(V, cfg) == count_params(V, cfg, cell)
     assert (model.head.weight is model.embed.weight) == tie
     assert all(p.abs().max() <= cfg.init_scale for p in model.parameters())
 
@@ -70,7 +70,7 @@ def _loss_and_grads(model: RNNLM, batches: list[Batch]) -> tuple[float, list[tor
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_tanh"])
 def test_padding_changes_neither_loss_nor_gradients(cell):
     torch.manual_seed(0)
-    model = RNNLM(V, ModelConfig(embed_dim=8, hidden=10, layers=2), cell, dropout=0.0)
+    model = RNNLM(V, ModelConfig(cell=cell, embed_dim=8, hidden=10, layers=2))
     rng = np.random.default_rng(0)
     seqs = [rng.integers(1, V, n) for n in (7, 5, 3, 6)]
 
@@ -86,7 +86,7 @@ def test_padding_changes_neither_loss_nor_gradients(cell):
 
 def test_padded_positions_get_zero_gradient():
     torch.manual_seed(0)
-    model = RNNLM(V, ModelConfig(embed_dim=8, hidden=10, layers=1), "lstm", dropout=0.0)
+    model = RNNLM(V, ModelConfig(cell="lstm", embed_dim=8, hidden=10, layers=1))
     batch = _padded([np.array([1, 2, 3]), np.array([4])], 6, junk=V - 1)
     batch_loss(model, batch)[0].backward()
     assert model.embed.weight.grad[V - 1].abs().sum() == 0  # the pad id is used only at padding

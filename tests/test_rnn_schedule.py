@@ -1,39 +1,33 @@
 """LR schedules: exponential = tf.train.exponential_decay after start_epoch; plateau; constant."""
 
-import math
-
 import pytest
 
 from pipeline.config import ScheduleConfig
 from pipeline.rnn.schedule import lr_at, plateau_decays
 
 
-def tf_exponential_decay(lr0, global_step, decay_steps, decay_rate, staircase):
-    """The documented formula of tf.compat.v1.train.exponential_decay."""
-    p = global_step / decay_steps
-    return lr0 * decay_rate ** (math.floor(p) if staircase else p)
+def lrs(cfg: ScheduleConfig, epochs: int, steps_per_epoch: int = 1, lr0: float = 1.0) -> list[float]:
+    """The lr of every step of the first `epochs` epochs."""
+    return [lr_at(cfg, lr0, epoch=e, step=e * steps_per_epoch + k, steps_per_epoch=steps_per_epoch, valid_losses=[])
+            for e in range(epochs) for k in range(steps_per_epoch)]
 
 
-@pytest.mark.parametrize("staircase", [True, False])
-@pytest.mark.parametrize("unit", ["epoch", "step"])
-@pytest.mark.parametrize("start_epoch", [0, 3])
-@pytest.mark.parametrize("decay_steps", [1, 4])
-def test_exponential_is_tf_decay_after_start_epoch(staircase, unit, start_epoch, decay_steps):
-    cfg = ScheduleConfig(kind="exponential", rate=0.7, decay_steps=decay_steps, unit=unit, staircase=staircase,
-                         start_epoch=start_epoch)
-    spe = 5  # steps per epoch
-    for epoch in range(9):
-        for step in range(epoch * spe, (epoch + 1) * spe):
-            lr = lr_at(cfg, 2.0, epoch=epoch, step=step, steps_per_epoch=spe, valid_losses=[])
-            if epoch < start_epoch:
-                assert lr == 2.0
-            else:
-                t = epoch - start_epoch if unit == "epoch" else step - start_epoch * spe
-                assert lr == tf_exponential_decay(2.0, t, decay_steps, 0.7, staircase)
+def test_exponential_by_epoch_worked_examples():
+    # rate 0.5 every 2 epochs after 1 epoch at lr0: t = epoch - 1 = 0, 0, 1, 2, 3, 4, 5
+    cfg = ScheduleConfig(kind="exponential", rate=0.5, decay_steps=2, interval="epoch", staircase=True, start_epoch=1)
+    assert lrs(cfg, 7) == [1, 1, 1, 0.5, 0.5, 0.25, 0.25]
+    smooth = lrs(cfg.model_copy(update={"staircase": False}), 5)  # 0.5 ** (t / 2)
+    assert smooth == pytest.approx([1, 1, 0.7071067811865476, 0.5, 0.35355339059327373], rel=1e-15)
+
+
+def test_exponential_by_step_worked_example():
+    # 4 steps per epoch; t counts steps after epoch 0: steps 4.. have t = 0, 1, 2, ...
+    cfg = ScheduleConfig(kind="exponential", rate=0.5, decay_steps=2, interval="step", staircase=True, start_epoch=1)
+    assert lrs(cfg, 3, steps_per_epoch=4, lr0=2.0) == [2, 2, 2, 2, 2, 2, 1, 1, 0.5, 0.5, 0.25, 0.25]
 
 
 def test_exponential_worked_example():
-    cfg = ScheduleConfig(kind="exponential", rate=0.5, decay_steps=1, unit="epoch", staircase=True, start_epoch=4)
+    cfg = ScheduleConfig(kind="exponential", rate=0.5, decay_steps=1, interval="epoch", staircase=True, start_epoch=4)
     lrs = [lr_at(cfg, 1.0, epoch=e, step=0, steps_per_epoch=1, valid_losses=[]) for e in range(7)]
     assert lrs == [1, 1, 1, 1, 1, 0.5, 0.25]  # see schedule.py: start_epoch 4 = TF PTB max_epoch 5
 
@@ -44,7 +38,7 @@ def test_plateau_decays_after_patience_plus_one_bad_epochs():
     assert [plateau_decays(losses[:i], 0) for i in range(9)] == [0, 0, 0, 1, 2, 2, 3, 4, 5]
     # patience 1: two bad epochs in a row decay, and the count restarts
     assert [plateau_decays(losses[:i], 1) for i in range(9)] == [0, 0, 0, 0, 1, 1, 1, 2, 2]
-    cfg = ScheduleConfig(kind="plateau", rate=0.25, patience=1)
+    cfg = ScheduleConfig(kind="plateau", factor=0.25, rate=0.9, patience=1)  # rate is exponential's
     assert lr_at(cfg, 1.0, epoch=8, step=0, steps_per_epoch=1, valid_losses=losses) == 0.25**2
     assert plateau_decays([3, 3], 0) == 1  # equal is not an improvement
 

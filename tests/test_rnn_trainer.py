@@ -34,11 +34,11 @@ def _stream(n: int, seed: int) -> np.ndarray:
 TRAIN, VALID = _stream(1600, 0), _stream(300, 1)
 
 
-def config(mode: str = "stream", **over) -> TrainConfig:
+def config(mode: str = "stream", cell: str = "lstm", dropout: float = 0.2, clip: float = 1.0, **over) -> TrainConfig:
     return TrainConfig.model_validate({
-        "model": {"embed_dim": 12, "hidden": 12, "layers": 2, "tie_weights": True},
+        "model": {"cell": cell, "embed_dim": 12, "hidden": 12, "layers": 2, "tie_weights": True, "dropout": dropout},
         "batching": {"mode": mode, "batch_size": 4, "bptt": 10},
-        "optim": {"name": "sgd", "lr": 1.0, "momentum": 0.5},
+        "optim": {"name": "sgd", "lr": 1.0, "momentum": 0.5, "clip": clip},
         "schedule": {"kind": "exponential", "rate": 0.5, "start_epoch": 1},
         "epochs": 3, "device": "cpu", "threads": 1, **over,
     })
@@ -50,11 +50,12 @@ def evaluate(model: RNNLM) -> dict:
     return {"nll_nats": F.cross_entropy(logits[0], torch.as_tensor(VALID), reduction="sum"), "n_tokens": len(VALID)}
 
 
-def run(run_dir, cfg, *, cell="lstm", clip=1.0, seed=0, params_hash="h", callbacks=()):
+def run(run_dir, cfg, *, seed=0, params_hash="h", callbacks=(), restart_stale=False):
     seed_everything(seed)
-    model = RNNLM(V, cfg.model, cell, dropout=0.2)
-    result = train(model, TRAIN, cfg, clip=clip, seed=seed, bos_id=BOS, run_dir=run_dir, params_hash=params_hash,
-                   evaluate=evaluate, callbacks=callbacks, progress=False)
+    model = RNNLM(V, cfg.model)
+    result = train(model, TRAIN, cfg, seed=seed, newline_id=BOS, ckpt_dir=Path(run_dir) / "checkpoints",
+                   params_hash=params_hash, restart_stale=restart_stale, evaluate=evaluate, callbacks=callbacks,
+                   progress=False)
     return result, model
 
 
@@ -65,6 +66,11 @@ def stable(records):
 
 def same_state(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _cursor(name: str) -> tuple[int, int]:
+    epoch, batch = re.fullmatch(r"ckpt-(\d+)-(\d+)\.pt", name).groups()
+    return int(epoch), int(batch)
 
 
 def ckpts(run_dir: Path) -> list[str]:
@@ -107,9 +113,10 @@ def test_truncated_newest_checkpoint_falls_back_to_the_previous(tmp_path, caplog
     first, _ = run(tmp_path, config())
     newest = tmp_path / "checkpoints" / "ckpt-3-0.pt"
     newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])
-    with caplog.at_level(logging.WARNING):
+    with caplog.at_level(logging.INFO):
         again, _ = run(tmp_path, config())  # resumes from ckpt-2-0 and trains epoch 3 again
     assert "ckpt-3-0.pt: unreadable checkpoint" in caplog.text
+    assert re.search(r"resuming from \S*ckpt-2-0\.pt", caplog.text), caplog.text
     assert stable(again.records) == stable(first.records) and same_state(again.best_state, first.best_state)
 
 
@@ -132,9 +139,26 @@ def test_a_callback_stops_training_and_every_callback_sees_every_epoch(tmp_path)
 
 
 def test_a_huge_lr_diverges_as_a_result(tmp_path):
-    cfg = config(optim={"name": "sgd", "lr": 1e12}, schedule={"kind": "constant"})
-    result, _ = run(tmp_path, cfg, cell="rnn_relu", clip=0.0)
+    cfg = config(cell="rnn_relu", clip=0.0, optim={"name": "sgd", "lr": 1e12}, schedule={"kind": "constant"})
+    result, _ = run(tmp_path, cfg)
     assert result.diverged and result.diverged_epoch == 1 and result.records == [] and result.best_state is None
+
+
+@pytest.mark.parametrize("margin, diverged", [(1e-6, True), (-1e-6, False)])
+def test_a_finite_loss_past_the_limit_is_divergence(tmp_path, margin, diverged):
+    """10 ln V + 10 nats per token: a finite valid loss just above it diverges, just below does not."""
+    limit = 10 * np.log(V) + 10
+
+    def at_limit(model):
+        return {"nll_nats": (limit + margin) * 1000, "n_tokens": 1000}
+
+    seed_everything(0)
+    cfg = config(epochs=2)
+    result = train(RNNLM(V, cfg.model), TRAIN, cfg, seed=0, newline_id=BOS, ckpt_dir=tmp_path, params_hash="h",
+                   evaluate=at_limit, progress=False)
+    assert result.diverged is diverged and result.epochs == (1 if diverged else 2)
+    assert result.diverged_epoch == (1 if diverged else None)
+    assert (result.best_state is None) is diverged  # a diverged epoch is never the best state
 
 
 def test_divergence_in_a_later_epoch_keeps_the_best_state(tmp_path):
@@ -143,10 +167,10 @@ def test_divergence_in_a_later_epoch_keeps_the_best_state(tmp_path):
             with torch.no_grad():
                 model.head.bias.fill_(float("nan"))
 
-    cfg = config()
+    cfg = config(cell="gru", dropout=0.0)
     seed_everything(0)
-    model = RNNLM(V, cfg.model, "gru", dropout=0.0)
-    result = train(model, TRAIN, cfg, clip=1.0, seed=0, bos_id=BOS, run_dir=tmp_path, params_hash="h",
+    model = RNNLM(V, cfg.model)
+    result = train(model, TRAIN, cfg, seed=0, newline_id=BOS, ckpt_dir=tmp_path / "checkpoints", params_hash="h",
                    evaluate=evaluate, callbacks=[Poison()], progress=False)
     assert result.diverged and result.diverged_epoch == 2 and result.epochs == 1
     assert result.best_epoch == 1 and torch.isfinite(model.head.bias).all()
@@ -158,15 +182,16 @@ def test_divergence_in_a_later_epoch_keeps_the_best_state(tmp_path):
 
 def child_main(run_dir: str, mode: str) -> None:
     """Run in a subprocess: train to completion (resuming if possible) with a checkpoint after
-    about every batch, and save what to compare."""
+    about every batch, and save what to compare. Logs (the checkpoint resumed from) to stderr."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     result, _ = run(Path(run_dir), config(mode, checkpoint_minutes=1e-5))
     torch.save({"records": stable(result.records), "best": result.best_state}, Path(run_dir) / "out.pt")
 
 
-def _child(run_dir: Path, mode: str) -> subprocess.Popen:
+def _child(run_dir: Path, mode: str, **kw) -> subprocess.Popen:
     code = (f"import sys; sys.path.insert(0, {str(ROOT / 'tests')!r}); import test_rnn_trainer as t; "
             f"t.child_main({str(run_dir)!r}, {mode!r})")
-    return subprocess.Popen([sys.executable, "-c", code], cwd=ROOT)
+    return subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, **kw)
 
 
 @pytest.mark.parametrize("mode", ["stream", "sentences"])
@@ -185,8 +210,13 @@ def test_resume_after_sigkill_mid_epoch_is_exact(tmp_path, mode):
     victim.send_signal(signal.SIGKILL)
     assert victim.wait() == -signal.SIGKILL
     assert cut_mid_epoch(), ckpts(killed)  # the run really was cut inside an epoch, after the first
+    newest = max(ckpts(killed), key=_cursor)
 
-    assert _child(killed, mode).wait() == 0
+    second = _child(killed, mode, stderr=subprocess.PIPE, text=True)
+    _, log = second.communicate()
+    assert second.returncode == 0, log
+    # it resumed mid-epoch from the newest checkpoint: not a restart that happens to agree
+    assert re.search(rf"resuming from \S*{re.escape(newest)}", log) and mid_epoch.fullmatch(newest), (newest, log)
     resumed = torch.load(killed / "out.pt", weights_only=True)
     reference, _ = run(tmp_path / "ref", config(mode))  # uninterrupted, checkpoints only at epoch ends
     assert resumed["records"] == stable(reference.records) and len(reference.records) == 3

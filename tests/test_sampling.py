@@ -4,24 +4,34 @@ import torch
 
 from pipeline.config import CharTokenizerConfig, ModelConfig, WordTokenizerConfig
 from pipeline.rnn.model import RNNLM
-from pipeline.rnn.sampling import generate, sample_ids
+from pipeline.rnn.sampling import sample_ids
 from pipeline.tokenizers import train_tokenizer
+from tests.helpers import lm_of
 
 TEXT = "".join(f"the king said {w} to the queen\n" for w in "yes no maybe never always".split() * 4)
 
 
 def tiny(vocab_size: int, seed: int = 0) -> RNNLM:
     torch.manual_seed(seed)
-    return RNNLM(vocab_size, ModelConfig(embed_dim=8, hidden=8, layers=1, tie_weights=True), "gru", 0.0)
+    return RNNLM(vocab_size, ModelConfig(cell="gru", embed_dim=8, hidden=8, layers=1, tie_weights=True))
 
 
 def test_generate_is_seeded_and_keeps_the_prompt():
     tok = train_tokenizer("char", TEXT, CharTokenizerConfig())
-    model = tiny(tok.vocab_size)
-    a = generate(model, tok, "the ", 30, temperature=0.9, seed=3)
+    lm = lm_of(tok, tiny(tok.vocab_size))
+    a = lm.generate("the ", 30, temperature=0.9, seed=3)
     assert a.startswith("the ") and len(a) == 34
-    assert a == generate(model, tok, "the ", 30, temperature=0.9, seed=3)
-    assert a != generate(model, tok, "the ", 30, temperature=0.9, seed=4)
+    assert a == lm.generate("the ", 30, temperature=0.9, seed=3)
+    assert a != lm.generate("the ", 30, temperature=0.9, seed=4)
+
+
+def test_a_char_model_never_samples_unk():
+    tok = train_tokenizer("char", TEXT, CharTokenizerConfig())
+    model = tiny(tok.vocab_size)
+    with torch.no_grad():  # <unk> would be nearly every draw
+        model.head.bias[tok.unk_id] = 20.0
+    text = lm_of(tok, model).generate("", 50, temperature=1.0, seed=0)
+    assert len(text) == 50 and "<unk>" not in text
 
 
 def test_top_1_is_greedy():
@@ -38,5 +48,5 @@ def test_hybrid_samples_spell_their_unknown_words():
     model, speller = tiny(tok.vocab_size), tiny(len(tok.alphabet), seed=1)
     with torch.no_grad():  # make <unk> the likeliest word so the speller is exercised
         model.head.bias[tok.unk_id] = 10.0
-    text = generate(model, tok, "", 20, temperature=1.0, seed=0, speller=speller)
+    text = lm_of(tok, model, speller).generate("", 20, temperature=1.0, seed=0)
     assert "<unk>" not in text and len(text.split()) >= 10

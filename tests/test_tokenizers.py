@@ -61,14 +61,14 @@ def test_char_unknown_characters_are_oov():
     tok = train_tokenizer("char", TRAIN, CFG["char"])
     ids = tok.encode("cat\u00ffé\U0001f600\n")
     assert tok.n_oov(ids) == 2  # ÿ and the emoji; é was seen
-    assert tok.bos_id == tok.stoi["\n"]
+    assert tok.newline_id == tok.stoi["\n"]
 
 
 def test_char_line_break_has_its_own_id_even_unseen_in_train():
     """Train of one line without "\n": the line-break unit still exists and is no <unk>."""
     tok = train_tokenizer("char", "abcabc", CFG["char"])
-    assert tok.bos_id != tok.unk_id and tok.vocab[tok.bos_id] == "\n"
-    assert tok.encode("axb\n").tolist() == [tok.stoi["a"], tok.unk_id, tok.stoi["b"], tok.bos_id]
+    assert tok.newline_id != tok.unk_id and tok.vocab[tok.newline_id] == "\n"
+    assert tok.encode("axb\n").tolist() == [tok.stoi["a"], tok.unk_id, tok.stoi["b"], tok.newline_id]
 
 
 @pytest.mark.parametrize("kind", sorted(KINDS))

@@ -29,7 +29,9 @@ def project(tmp_path, monkeypatch):
     params["tokenizers"]["subword"]["vocab_size"] = 300
     params["train"].update(epochs=2, max_train_tokens=1500, samples=1, sample_tokens=12)
     params["train"]["model"].update(embed_dim=16, hidden=16)
-    params["speller"].update(hidden=16, embed_dim=8, epochs=1, max_train_tokens=2000)
+    speller = params["train_overrides"]["hybrid"]["speller"]
+    speller["model"].update(hidden=16, embed_dim=8)
+    speller.update(epochs=1, max_train_tokens=2000)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(tmp_path)
     download.main(["toy"])
@@ -52,8 +54,8 @@ def test_hybrid_run_is_open_vocabulary_and_spells_its_samples(project):
 
 def test_same_params_and_seed_give_the_same_numbers(project):
     params = load_params()
-    a, _ = train_run(params, RunSpec("a", "toy", "word", "lstm", 0.5, 5.0), progress=False)
-    b, _ = train_run(params, RunSpec("b", "toy", "word", "lstm", 0.5, 5.0), progress=False)
+    a = train_run(params, RunSpec("a", "toy", "word", "lstm", 0.5, 5.0), progress=False).metrics
+    b = train_run(params, RunSpec("b", "toy", "word", "lstm", 0.5, 5.0), progress=False).metrics
     assert a["test"] == b["test"] and a["valid"] == b["valid"]
 
 
@@ -71,12 +73,12 @@ def test_divergence_is_a_result_and_the_report_shows_it(project):
 
 def test_checkpoint_of_other_data_is_refused_or_restarted(project):
     spec = RunSpec("toy-word-lstm-0.0-5", "toy", "word", "lstm", 0.0, 5.0)
-    first, _ = train_run(load_params(), spec, progress=False)
+    first = train_run(load_params(), spec, progress=False).metrics
     set_param(Path("params.yaml"), "tokenizers.word.max_size", 10)  # same train params, other data
     tokenize.main(["toy", "word"])
     with pytest.raises(UserError, match="checkpoint written with other params"):
         train_run(load_params(), spec, progress=False)
-    again, _ = train_run(load_params(), spec, progress=False, restart_stale=True)
+    again = train_run(load_params(), spec, progress=False, restart_stale=True).metrics
     assert again["test"]["n_tokens"] == first["test"]["n_tokens"]
     assert again["test"]["nll_nats"] != first["test"]["nll_nats"]
 

@@ -16,7 +16,7 @@ The markup, as found in the 38 plays (and its irregularities, which are handled)
   one with its brackets (`[Aside]`); without, they are dropped. An empty `[ ]` is always dropped.
 
 The output has no blank lines inside a document; documents are joined by blank lines
-(`layout.CORPUS`).
+(`paths.CORPUS`).
 """
 
 from __future__ import annotations

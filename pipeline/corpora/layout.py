@@ -24,23 +24,8 @@ from pathlib import Path
 
 from pipeline.config import SPLITS
 from pipeline.errors import UserError
-from pipeline.io import write_bytes
-
-CORPUS = "corpus.txt"
-SOURCE_JSON = "source.json"
-
-
-def split_file(split: str) -> str:
-    return f"{split}.txt"
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
+from pipeline.io import sha256_file, write_bytes
+from pipeline.paths import CORPUS, SOURCE_JSON, split_file
 
 def record(name: str, data: bytes) -> dict:
     """Provenance of one blob: what source.json says about a member or an output file."""

@@ -36,6 +36,7 @@ from tqdm import tqdm
 from pipeline.config import SPLITS, UrlSource
 from pipeline.corpora import archive, layout
 from pipeline.errors import UserError
+from pipeline.io import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +145,7 @@ def fetch(cfg: UrlSource, raw_dir: Path, work_dir: Path) -> dict:
     work_dir.mkdir(parents=True, exist_ok=True)
     part = part_file(cfg.url, work_dir)
     _download(cfg, part)
-    digest = layout.sha256_file(part)
+    digest = sha256_file(part)
     if cfg.sha256 is None:
         log.warning(
             "%s: no sha256 given; trusting this download (sha256 %s), pin it in params.yaml", cfg.url, digest

@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass
 from typing import Protocol
 
-from pipeline.tokenizers.base import split_lines
+from pipeline.text import count_words, split_lines
 
 
 @dataclass(frozen=True)
@@ -48,11 +48,6 @@ class Scorer(Protocol):
 def segments(text: str, segment_lines: int) -> list[str]:
     lines = split_lines(text)
     return ["".join(lines[i : i + segment_lines]) for i in range(0, len(lines), segment_lines)]
-
-
-def count_words(text: str) -> int:
-    """Words plus one end-of-line per line ("\n" is whitespace: no word spans two lines)."""
-    return len(text.split()) + len(split_lines(text))
 
 
 def evaluate(scorer: Scorer, text: str, segment_lines: int) -> dict:

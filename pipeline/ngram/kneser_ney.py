@@ -29,7 +29,7 @@ import numpy as np
 from pipeline.errors import UserError
 from pipeline.ngram.model import NgramModel, Order, history
 from pipeline.ngram.vocab import NgramVocab
-from pipeline.tokenizers import smallest_uint
+from pipeline.io import smallest_uint
 
 DEFAULT_DISCOUNTS = np.array([0.5, 1.0, 1.5])
 

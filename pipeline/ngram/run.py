@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from pipeline import paths
+from pipeline.artifacts import RunResult
 from pipeline.config import Params
 from pipeline.corpora.text import read_splits
 from pipeline.evaluation import evaluate
@@ -15,8 +16,8 @@ from pipeline.ngram.vocab import NgramVocab
 from pipeline.tokenizers import load_split_ids, load_tokenizer
 
 
-def ngram_run(params: Params, corpus: str, order: int) -> dict:
-    """Estimate, write the ARPA file, evaluate; returns the run's record (metrics file content)."""
+def ngram_run(params: Params, corpus: str, order: int) -> RunResult:
+    """Estimate and evaluate; returns the run's metrics and its ARPA file to write."""
     cfg = params.ngram
     texts = read_splits(corpus, ("valid", "test"))  # train comes tokenized
     tok = load_tokenizer(paths.tokenizer_file(corpus, cfg.unit))
@@ -27,21 +28,18 @@ def ngram_run(params: Params, corpus: str, order: int) -> dict:
     fit = estimate(vocab, train, order, where=str(paths.split_tokens(corpus, cfg.unit, "train")))
     estimate_s = time.perf_counter() - start
 
-    run_id = paths.run_id(corpus, "ngram", order)
-    names = ("model.arpa.gz", "model.arpa") if cfg.arpa_gzip else ("model.arpa", "model.arpa.gz")
-    model_path = paths.model_dir(run_id) / names[0]
-    write_arpa(fit.model, model_path)
-    (paths.model_dir(run_id) / names[1]).unlink(missing_ok=True)  # a stale file of the other format
+    rd = paths.RunDir(paths.run_id(corpus, "ngram", order))
+    arpa = paths.arpa_name(cfg.arpa_gzip)
 
     scorer = NgramScorer(fit.model, cfg.unit)
     scores = {s: evaluate(scorer, texts[s], params.eval.segment_lines) for s in ("valid", "test")}
-    return {
-        "run": run_id,
+    metrics = {
+        "run": rd.run,
         "lm": "ngram",
         "corpus": corpus,
         "order": order,
         "unit": cfg.unit,
-        "model": str(model_path),
+        "model": str(rd.file(arpa)),
         **scores,
         "estimate_s": round(estimate_s, 3),
         "n_params": fit.model.n_params,
@@ -50,3 +48,5 @@ def ngram_run(params: Params, corpus: str, order: int) -> dict:
         "train_tokens": fit.n_tokens,
         "discounts": fit.discounts.round(6).tolist(),
     }
+    return RunResult(metrics, files={arpa: lambda path: write_arpa(fit.model, path)},
+                     obsolete=(paths.arpa_name(not cfg.arpa_gzip),))  # a stale file of the other format

@@ -81,7 +81,7 @@ class NgramVocab:
         `encode` of the text they came from. `tok` holds this vocabulary's units (it built it,
         or is `self.tok`)."""
         to_ngram = np.array([self.stoi.get(u, self.unk_id) for u in tok.vocab], dtype=np.int64)
-        to_ngram[tok.bos_id] = self.eos_id  # the line-break unit ends a sentence
+        to_ngram[tok.newline_id] = self.eos_id  # the line-break unit ends a sentence
         stream = to_ngram[ids]
         if not len(stream):
             return stream

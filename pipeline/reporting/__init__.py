@@ -19,7 +19,7 @@ from pipeline import paths
 from pipeline.config import GridConfig
 from pipeline.errors import UserError
 from pipeline.io import atomic_open, read_json, write_text
-from pipeline.reporting.curves import read_curve
+from pipeline.artifacts import read_curve
 
 TRAIN_AXES = ("corpus", "lm", "cell", "dropout", "clip")  # dvc.yaml's train matrix, in key order
 

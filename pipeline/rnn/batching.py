@@ -4,12 +4,12 @@ Both modes know `n_batches` (per epoch) and `n_tokens` (target tokens per epoch)
 `epoch(e, start=k)` yields batches k, k+1, ... of epoch e, identical however the epoch was
 reached, so a resumed run continues at exactly batch k. Every target token of the stream is
 predicted once per epoch (stream mode drops the tail that does not fill a row); the first
-token is predicted from `bos_id`, the line-break unit.
+token is predicted from `newline_id`, the line-break unit.
 
 - stream: contiguous TBPTT (PyTorch word_language_model). The stream is cut into batch_size
   rows read left to right in windows of bptt; row r of batch k continues row r of batch k-1,
   so the trainer carries the (detached) state across batches. The same order every epoch.
-- sentences: the stream is split into lines at `bos_id`: each line is [bos] + its tokens +
+- sentences: the stream is split into lines at `newline_id`: each line is [bos] + its tokens +
   the closing bos, inputs line[:-1], targets line[1:]; lines with more than bptt targets are
   cut into chunks of bptt (each chunk then starts from a fresh state). Chunks are shuffled per
   epoch by np.random.default_rng((seed, epoch)), a pure function of the cursor, so there is
@@ -37,10 +37,10 @@ class Batch(NamedTuple):
     n_tokens: int  # real targets, a host int: normalizing the loss needs no device sync
 
 
-def _with_bos(ids: np.ndarray, bos_id: int) -> np.ndarray:
+def _with_bos(ids: np.ndarray, newline_id: int) -> np.ndarray:
     if len(ids) == 0:
         raise UserError("the training split is empty: no tokens to train on")
-    return np.concatenate([[bos_id], ids]).astype(np.int64)
+    return np.concatenate([[newline_id], ids]).astype(np.int64)
 
 
 def _to(a: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -53,8 +53,8 @@ def _to(a: np.ndarray, device: torch.device) -> torch.Tensor:
 class StreamBatches:
     carries_state = True
 
-    def __init__(self, ids: np.ndarray, batch_size: int, bptt: int, bos_id: int, device: torch.device):
-        data = _with_bos(ids, bos_id)
+    def __init__(self, ids: np.ndarray, batch_size: int, bptt: int, newline_id: int, device: torch.device):
+        data = _with_bos(ids, newline_id)
         n = (len(data) - 1) // batch_size  # targets per row
         if n < 1:
             raise UserError(f"the training split has {len(ids)} tokens, fewer than batching.batch_size "
@@ -76,10 +76,10 @@ class StreamBatches:
 class SentenceBatches:
     carries_state = False
 
-    def __init__(self, ids: np.ndarray, batch_size: int, bptt: int, bos_id: int, seed: int,
+    def __init__(self, ids: np.ndarray, batch_size: int, bptt: int, newline_id: int, seed: int,
                  device: torch.device):
-        self.data = _with_bos(ids, bos_id)
-        ends = np.flatnonzero(self.data[1:] == bos_id) + 1  # the bos that closes each line
+        self.data = _with_bos(ids, newline_id)
+        ends = np.flatnonzero(self.data[1:] == newline_id) + 1  # the bos that closes each line
         if len(ends) == 0 or ends[-1] != len(self.data) - 1:
             ends = np.append(ends, len(self.data) - 1)  # a last line without its closing bos
         starts = np.concatenate([[0], ends[:-1]])  # each line starts at the previous closing bos
@@ -89,7 +89,7 @@ class SentenceBatches:
         part = np.arange(per_line.sum()) - np.repeat(np.cumsum(per_line) - per_line, per_line)
         self.starts = starts[line] + part * bptt  # first input position of each chunk
         self.lens = np.minimum(bptt, n[line] - part * bptt)  # targets of each chunk
-        self.batch_size, self.seed, self.bos_id, self.device = batch_size, seed, bos_id, device
+        self.batch_size, self.seed, self.newline_id, self.device = batch_size, seed, newline_id, device
         self.n_batches = -(-len(self.lens) // batch_size)
         self.n_tokens = int(self.lens.sum())
 
@@ -102,27 +102,27 @@ class SentenceBatches:
             t = np.arange(lens[0])
             pos = self.starts[chunks, None] + t  # [B, T] input positions
             real = t < lens[:, None]
-            x = np.where(real, self.data[np.minimum(pos, len(self.data) - 1)], self.bos_id)
+            x = np.where(real, self.data[np.minimum(pos, len(self.data) - 1)], self.newline_id)
             y = np.where(real, self.data[np.minimum(pos + 1, len(self.data) - 1)], IGNORE)
             yield Batch(_to(x, self.device), _to(y, self.device), torch.from_numpy(lens), int(lens.sum()))
 
 
-def first_tokens(ids: np.ndarray, max_tokens: int | None, bos_id: int, whole_lines: bool) -> np.ndarray:
+def first_tokens(ids: np.ndarray, max_tokens: int | None, newline_id: int, whole_lines: bool) -> np.ndarray:
     """At most `max_tokens` ids from the start; with `whole_lines`, up to the last line's
-    closing `bos_id` that fits (the first line whole if none does)."""
+    closing `newline_id` that fits (the first line whole if none does)."""
     if max_tokens is None or len(ids) <= max_tokens:
         return ids
     if not whole_lines:
         return ids[:max_tokens]
-    ends = np.flatnonzero(ids == bos_id) + 1  # one past each closing bos
+    ends = np.flatnonzero(ids == newline_id) + 1  # one past each closing bos
     fits = ends[ends <= max_tokens]
     return ids[: fits[-1] if len(fits) else (ends[0] if len(ends) else len(ids))]
 
 
-def make_batches(ids: np.ndarray, cfg: BatchingConfig, *, max_tokens: int | None, bos_id: int, seed: int,
+def make_batches(ids: np.ndarray, cfg: BatchingConfig, *, max_tokens: int | None, newline_id: int, seed: int,
                  device: torch.device) -> StreamBatches | SentenceBatches:
     """Batches of the first `max_tokens` ids (sentences mode: of whole lines)."""
-    ids = first_tokens(np.asarray(ids, dtype=np.int64), max_tokens, bos_id, whole_lines=cfg.mode == "sentences")
+    ids = first_tokens(np.asarray(ids, dtype=np.int64), max_tokens, newline_id, whole_lines=cfg.mode == "sentences")
     if cfg.mode == "stream":
-        return StreamBatches(ids, cfg.batch_size, cfg.bptt, bos_id, device)
-    return SentenceBatches(ids, cfg.batch_size, cfg.bptt, bos_id, seed, device)
+        return StreamBatches(ids, cfg.batch_size, cfg.bptt, newline_id, device)
+    return SentenceBatches(ids, cfg.batch_size, cfg.bptt, newline_id, seed, device)

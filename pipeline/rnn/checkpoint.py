@@ -1,4 +1,4 @@
-"""Checkpoint files for exact resume: run_dir/checkpoints/ckpt-<epoch>-<batch>.pt.
+"""Checkpoint files for exact resume: <ckpt_dir>/ckpt-<epoch>-<batch>.pt.
 
 <epoch>-<batch> is the data cursor in global terms (epochs completed, batches completed of the
 next epoch), so ckpt-3-0 closes the third epoch. Files are written atomically (temp file,
@@ -44,10 +44,10 @@ def save_checkpoint(ckpt_dir: Path, epoch: int, batch: int, payload: dict) -> Pa
     return path
 
 
-def load_latest(ckpt_dir: Path, params_hash: str, discard_stale: bool = False) -> tuple[Path, dict] | None:
+def load_latest(ckpt_dir: Path, params_hash: str, restart_stale: bool = False) -> tuple[Path, dict] | None:
     """The newest readable checkpoint (on CPU) written under `params_hash`, or None.
 
-    One written under another hash is refused (UserError), or with `discard_stale` deleted:
+    One written under another hash is refused (UserError), or with `restart_stale` deleted:
     for callers that know a mismatch means "the inputs changed, start over" (a DVC stage is
     only re-run when its deps or params changed)."""
     for path in reversed(checkpoint_files(ckpt_dir)):
@@ -58,7 +58,7 @@ def load_latest(ckpt_dir: Path, params_hash: str, discard_stale: bool = False) -
             continue
         if ck.get("params_hash") == params_hash:
             return path, ck
-        if not discard_stale:
+        if not restart_stale:
             raise UserError(
                 f"{path}: checkpoint written with other params (params_hash {ck.get('params_hash')}, "
                 f"now {params_hash}); delete {ckpt_dir} to train from scratch, or restore the params "

@@ -11,28 +11,32 @@ import torch
 import torch.nn as nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from pipeline.config import CELLS, ModelConfig
-from pipeline.errors import UserError
+from pipeline.config import ModelConfig
 
 
 Hidden = torch.Tensor | tuple[torch.Tensor, torch.Tensor]  # [layers, B, H], (h, c) for LSTM
 
 
+def n_params(vocab_size: int, cfg: ModelConfig) -> int:
+    """The size of RNNLM(vocab_size, cfg), counted without allocating it (on the meta device):
+    the one place a model's size is computed."""
+    with torch.device("meta"):
+        return RNNLM(vocab_size, cfg).n_params
+
+
 class RNNLM(nn.Module):
-    def __init__(self, vocab_size: int, cfg: ModelConfig, cell: str, dropout: float):
+    def __init__(self, vocab_size: int, cfg: ModelConfig):
         super().__init__()
-        if cell not in CELLS:
-            raise UserError(f"unknown cell {cell!r}; allowed {list(CELLS)}")
-        self.vocab_size, self.cell = vocab_size, cell
+        self.vocab_size, self.cell = vocab_size, cfg.cell
         self.embed = nn.Embedding(vocab_size, cfg.embed_dim)
-        self.drop = nn.Dropout(dropout)
-        kw = dict(num_layers=cfg.layers, batch_first=True, dropout=dropout if cfg.layers > 1 else 0.0)
-        if cell == "lstm":
+        self.drop = nn.Dropout(cfg.dropout)
+        kw = dict(num_layers=cfg.layers, batch_first=True, dropout=cfg.dropout if cfg.layers > 1 else 0.0)
+        if cfg.cell == "lstm":
             self.rnn = nn.LSTM(cfg.embed_dim, cfg.hidden, **kw)
-        elif cell == "gru":
+        elif cfg.cell == "gru":
             self.rnn = nn.GRU(cfg.embed_dim, cfg.hidden, **kw)
         else:
-            self.rnn = nn.RNN(cfg.embed_dim, cfg.hidden, nonlinearity=cell.removeprefix("rnn_"), **kw)
+            self.rnn = nn.RNN(cfg.embed_dim, cfg.hidden, nonlinearity=cfg.cell.removeprefix("rnn_"), **kw)
         self.head = nn.Linear(cfg.hidden, vocab_size)
         if cfg.tie_weights:
             self.head.weight = self.embed.weight  # [V, H] == [V, E] (the config checks E == H)

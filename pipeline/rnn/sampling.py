@@ -1,8 +1,6 @@
-"""Text generation from any trained RNN LM: temperature, top-k, a prompt.
-
-The hybrid model spells out every `<unk>` it samples with its speller, so its samples
-contain new words rather than `<unk>` markers.
-"""
+"""Sampling from an RNN: temperature, top-k, a stop id, a banned id; and the hybrid's spelling
+of the `<unk>` words it samples, so its samples contain new words rather than `<unk>` markers.
+Text generation per LM type is `LanguageModel.generate` (lm.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +8,6 @@ import numpy as np
 import torch
 
 from pipeline.rnn.model import RNNLM
-from pipeline.tokenizers import Tokenizer
 from pipeline.tokenizers.hybrid import HybridTokenizer
 
 
@@ -40,27 +37,15 @@ def sample_ids(model: RNNLM, context: list[int], n: int, temperature: float, top
     return out
 
 
-def generate(model: RNNLM, tok: Tokenizer, prompt: str, n: int, temperature: float = 1.0,
-             top_k: int | None = None, seed: int = 0, speller: RNNLM | None = None) -> str:
-    """Prompt + `n` sampled tokens, decoded to text."""
-    gen = torch.Generator().manual_seed(seed)
-    prompt_ids = tok.model_ids(tok.encode(prompt)).tolist()
-    # A char model's <unk> stands for no particular character: it is never generated.
-    ban = tok.unk_id if tok.kind == "char" else None
-    ids = sample_ids(model, [tok.bos_id] + prompt_ids, n, temperature, top_k, gen, ban_id=ban)
-    if isinstance(tok, HybridTokenizer):
-        ids = spell_unknowns(ids, tok, speller, temperature, gen)
-    return prompt + tok.decode(np.asarray(ids, dtype=np.int64))
-
-
-def spell_unknowns(ids: list[int], tok: HybridTokenizer, speller: RNNLM, temperature: float,
+def spell_unknowns(ids: list[int], tok: HybridTokenizer, speller: RNNLM, temperature: float, max_len: int,
                    gen: torch.Generator) -> list[int]:
-    """Insert a sampled spelling (`n_words`-offset speller ids, <eow> last) after every <unk>."""
+    """Insert a sampled spelling (`n_words`-offset speller ids, <eow> last, at most `max_len`
+    characters) after every <unk>."""
     out: list[int] = []
     for i in ids:
         out.append(i)
         if i == tok.unk_id:
-            chars = sample_ids(speller, [tok.eow_id], 40, temperature, None, gen, stop_id=tok.eow_id)
+            chars = sample_ids(speller, [tok.eow_id], max_len, temperature, None, gen, stop_id=tok.eow_id)
             if chars[-1] != tok.eow_id:
                 chars.append(tok.eow_id)
             out.extend(tok.n_words + c for c in chars)

@@ -1,7 +1,7 @@
 """RNN models behind the common evaluator's `Scorer` protocol.
 
 `sequence_nll` is the one scoring loop: each sequence is scored from a fresh state, its
-first token conditioned on `bos_id` (the line-break unit), the state carried across bptt
+first token conditioned on `newline_id` (the line-break unit), the state carried across bptt
 windows. Sequences are batched by length (right-padded, so padding only ever follows the
 real tokens of a row and never reaches their state), and the per-sequence sums are added in
 float64 in input order. Batch size and bptt change the speed, not the score.
@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pipeline.config import EvalConfig
 from pipeline.evaluation import Score
 from pipeline.rnn.model import RNNLM
 from pipeline.tokenizers import Tokenizer
@@ -30,7 +31,7 @@ from pipeline.tokenizers.hybrid import HybridTokenizer
 
 @torch.no_grad()
 def sequence_nll(
-    model: RNNLM, seqs: list[np.ndarray], bos_id: int, batch_size: int, bptt: int, device: torch.device
+    model: RNNLM, seqs: list[np.ndarray], newline_id: int, batch_size: int, bptt: int, device: torch.device
 ) -> np.ndarray:
     """Summed NLL (nats, float64) of each sequence, in input order. seqs: 1-D int arrays."""
     was_training = model.training
@@ -46,7 +47,7 @@ def sequence_nll(
         tgt = torch.zeros(len(rows), T, dtype=torch.long)  # (B, T) right-padded targets
         for r, i in enumerate(rows):
             tgt[r, : len(seqs[i])] = torch.from_numpy(seqs[i].astype(np.int64))
-        inp = torch.cat([torch.full((len(rows), 1), bos_id), tgt[:, :-1]], dim=1)  # shift right
+        inp = torch.cat([torch.full((len(rows), 1), newline_id), tgt[:, :-1]], dim=1)  # shift right
         mask = torch.arange(T)[None, :] < lengths[:, None]
         inp, tgt, mask = inp.to(device), tgt.to(device), mask.to(device)
         sums = torch.zeros(len(rows), dtype=torch.float64, device=device)
@@ -60,42 +61,38 @@ def sequence_nll(
     return out
 
 
-SPELLER_BATCH, SPELLER_BPTT = 256, 64  # spellings are short: one window holds nearly every word
-
-
-def speller_nll(speller: RNNLM, spellings: list[np.ndarray], eow_id: int, device: torch.device) -> np.ndarray:
+def speller_nll(speller: RNNLM, spellings: list[np.ndarray], eow_id: int, cfg: EvalConfig,
+                device: torch.device) -> np.ndarray:
     """Summed NLL of each spelling (its <eow> included), each from a fresh state after <eow>."""
-    return sequence_nll(speller, spellings, eow_id, SPELLER_BATCH, SPELLER_BPTT, device)
+    return sequence_nll(speller, spellings, eow_id, cfg.batch_size, cfg.bptt, device)
 
 
 class RNNScorer:
-    """char / word / subword: the model predicts the tokenizer's ids directly."""
+    """The model predicts the tokenizer's ids directly (char, word, subword). `open_vocab`:
+    whether the LM type gives every string a probability when nothing is scored as <unk>."""
 
-    def __init__(self, model: RNNLM, tok: Tokenizer, batch_size: int, bptt: int, device: torch.device):
-        self.model, self.tok = model, tok
-        self.batch_size, self.bptt, self.device = batch_size, bptt, device
-        self.open_vocab = tok.kind != "word"  # char is open unless a test character is unseen
+    def __init__(self, model: RNNLM, tok: Tokenizer, cfg: EvalConfig, device: torch.device, open_vocab: bool):
+        self.model, self.tok, self.cfg, self.device = model, tok, cfg, device
+        self.open_vocab = open_vocab
 
     def score(self, segments: list[str]) -> Score:
         return self.score_ids([self.tok.encode(s) for s in segments])
 
     def score_ids(self, ids: list[np.ndarray]) -> Score:
         seqs = [self.tok.model_ids(a) for a in ids]
-        nll = sequence_nll(self.model, seqs, self.tok.bos_id, self.batch_size, self.bptt, self.device)
+        nll = sequence_nll(self.model, seqs, self.tok.newline_id, self.cfg.batch_size, self.cfg.bptt, self.device)
         return Score(float(nll.sum()), sum(map(len, seqs)), sum(map(self.tok.n_oov, ids)))
 
 
 class HybridScorer(RNNScorer):
     """Word RNN + speller: every <unk> is charged log P_speller of its spelling."""
 
-    def __init__(self, model: RNNLM, speller: RNNLM, tok: HybridTokenizer, batch_size: int, bptt: int,
-                 device: torch.device):
-        super().__init__(model, tok, batch_size, bptt, device)
+    def __init__(self, model: RNNLM, speller: RNNLM, tok: HybridTokenizer, cfg: EvalConfig, device: torch.device):
+        super().__init__(model, tok, cfg, device, open_vocab=True)
         self.speller = speller
-        self.open_vocab = True
 
     def score_ids(self, ids: list[np.ndarray]) -> Score:
         words = super().score_ids(ids)
         spellings = [np.asarray(s) for a in ids for s in self.tok.spellings(a)]
-        spelled = speller_nll(self.speller, spellings, self.tok.eow_id, self.device)
+        spelled = speller_nll(self.speller, spellings, self.tok.eow_id, self.cfg, self.device)
         return Score(words.nll_nats + float(spelled.sum()), words.n_tokens, words.n_oov)

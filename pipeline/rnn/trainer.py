@@ -1,6 +1,6 @@
 """The training loop: a library call, config in, one record per epoch out, exact resume.
 
-    result = train(model, ids, cfg, clip=5.0, seed=1337, bos_id=tok.bos_id, run_dir=run_dir,
+    result = train(model, ids, cfg, seed=1337, newline_id=tok.newline_id, ckpt_dir=ckpt_dir,
                    params_hash=h, evaluate=valid_metrics, callbacks=[...])
 
 Per epoch, `evaluate(model)` (the caller's valid-split evaluator: a dict with at least
@@ -128,10 +128,9 @@ def train(
     ids: np.ndarray,
     cfg: TrainConfig,
     *,
-    clip: float,
     seed: int,
-    bos_id: int,
-    run_dir: Path,
+    newline_id: int,
+    ckpt_dir: Path,
     params_hash: str,
     restart_stale: bool = False,
     evaluate: Callable[[RNNLM], dict],
@@ -140,16 +139,17 @@ def train(
     device: torch.device | None = None,
 ) -> TrainResult:
     """Train `model` (in place) on the 1-D id stream `ids`; on return it holds the best state.
+    Gradients are clipped to `cfg.optim.clip` (0: not clipped).
 
-    Resumes from the newest readable checkpoint in run_dir/checkpoints; `params_hash` must
+    Resumes from the newest readable checkpoint in `ckpt_dir`; `params_hash` must
     name everything that shapes the weights (params, data), a checkpoint of another is refused
     (or, with `restart_stale`, deleted: training starts over)."""
     device = device or pick_device(cfg.device)
     configure_torch(cfg)
     seed_everything(seed)
-    run = _Run(model.to(device), cfg, clip, Path(run_dir) / "checkpoints", params_hash, restart_stale, device)
+    run = _Run(model.to(device), cfg, Path(ckpt_dir), params_hash, restart_stale, device)
     if not run.p.done:
-        batches = make_batches(ids, cfg.batching, max_tokens=cfg.max_train_tokens, bos_id=bos_id, seed=seed,
+        batches = make_batches(ids, cfg.batching, max_tokens=cfg.max_train_tokens, newline_id=newline_id, seed=seed,
                                device=device)
         run.fit(batches, evaluate, callbacks, progress)
     return run.result()
@@ -187,9 +187,9 @@ class _Progress:
 
 
 class _Run:
-    def __init__(self, model: RNNLM, cfg: TrainConfig, clip: float, ckpt_dir: Path, params_hash: str,
+    def __init__(self, model: RNNLM, cfg: TrainConfig, ckpt_dir: Path, params_hash: str,
                  restart_stale: bool, device: torch.device):
-        self.model, self.cfg, self.clip, self.device = model, cfg, clip, device
+        self.model, self.cfg, self.clip, self.device = model, cfg, cfg.optim.clip, device
         self.ckpt_dir, self.params_hash = ckpt_dir, params_hash
         # Loss per token past which the run has diverged: ten uniform guesses' worth. Blown-up
         # weights give finite losses of 1e6; a vanilla RNN that recovered from a bad first
@@ -198,7 +198,7 @@ class _Run:
         self.opt = make_optimizer(model, cfg.optim)
         self.p, self.hidden = _Progress(), None  # hidden: the state carried into the next batch
         self.p.new_epoch(device)
-        found = load_latest(ckpt_dir, params_hash, discard_stale=restart_stale)
+        found = load_latest(ckpt_dir, params_hash, restart_stale=restart_stale)
         if found:
             path, ck = found
             log.info("resuming from %s", path)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.tokenizers.base import EOS, UNK, Tokenizer, load_split_ids, load_tokenizer, smallest_uint
+from pipeline.io import smallest_uint
+from pipeline.tokenizers.base import EOS, UNK, Tokenizer, load_split_ids, load_tokenizer
 from pipeline.tokenizers.char import CharTokenizer
 from pipeline.tokenizers.hybrid import HybridTokenizer
 from pipeline.tokenizers.subword import SubwordTokenizer
@@ -49,6 +50,6 @@ def tokenize_splits(kind: str, texts: dict[str, str], cfg) -> tuple[Tokenizer, d
 
 
 __all__ = [
-    "EOS", "UNK", "KINDS", "Tokenizer", "load_split_ids", "load_tokenizer", "smallest_uint", "tokenize_splits",
+    "EOS", "UNK", "KINDS", "Tokenizer", "load_split_ids", "load_tokenizer", "tokenize_splits",
     "train_tokenizer",
 ]

@@ -3,7 +3,7 @@
 Conventions every tokenizer keeps, so the trainer and the evaluator need no special cases:
 - `encode(text)` maps text to a 1-D int64 array; `decode` inverts it (exact for char, subword
   and hybrid; exact modulo `<unk>` for word).
-- `bos_id` is the line-break unit (`<eos>` for word-level, "\\n" for char, the BPE piece of
+- `newline_id` is the line-break unit (`<eos>` for word-level, "\\n" for char, the BPE piece of
   "\\n"): it is the input that precedes the first token of a segment, as if the segment
   followed a line break.
 - `model_ids(ids)` is the stream the language model itself predicts (for hybrid: the word
@@ -32,7 +32,7 @@ class Tokenizer(ABC):
     kind: ClassVar[str]
     vocab: list[str]  # id -> symbol, for the model's own units
     unk_id: int | None
-    bos_id: int
+    newline_id: int
 
     @property
     def vocab_size(self) -> int:
@@ -65,21 +65,6 @@ class Tokenizer(ABC):
 
     def save(self, path: str | Path) -> None:
         write_json(path, {"kind": self.kind, **self.state()})
-
-
-def split_lines(text: str) -> list[str]:
-    """Lines with their "\\n" kept; only "\\n" breaks a line (str.splitlines would also
-    break at \\r, \\x1c, U+2028, ... and disagree with the word and char tokenizers)."""
-    *full, last = text.split("\n")
-    return [line + "\n" for line in full] + ([last] if last else [])
-
-
-def smallest_uint(n: int) -> np.dtype:
-    """The smallest unsigned dtype that holds ids < n (compact .npy token files)."""
-    for dt in (np.uint8, np.uint16, np.uint32):
-        if n <= np.iinfo(dt).max + 1:
-            return np.dtype(dt)
-    return np.dtype(np.uint64)
 
 
 def load_tokenizer(path: str | Path) -> Tokenizer:

@@ -18,11 +18,11 @@ class CharTokenizer(Tokenizer):
     kind = "char"
 
     def __init__(self, chars: list[str]):
-        # "\n" always has an id: it is the line-break unit (bos_id) every segment starts from
+        # "\n" always has an id: it is the line-break unit (newline_id) every segment starts from
         self.vocab = [UNK] + chars + ([] if "\n" in chars else ["\n"])
         self.unk_id = 0
         self.stoi = {c: i for i, c in enumerate(self.vocab)}
-        self.bos_id = self.stoi["\n"]
+        self.newline_id = self.stoi["\n"]
         # code point -> id lookup table for vectorised encoding of the common (BMP) range
         self._table = np.zeros(0x10000, dtype=np.int64)
         for c, i in self.stoi.items():

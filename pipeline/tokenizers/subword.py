@@ -13,7 +13,8 @@ from tokenizers import Tokenizer as HFTokenizer
 from tokenizers import decoders, models, pre_tokenizers, trainers
 
 from pipeline.config import SubwordTokenizerConfig
-from pipeline.tokenizers.base import Tokenizer, split_lines
+from pipeline.text import split_lines
+from pipeline.tokenizers.base import Tokenizer
 
 
 class SubwordTokenizer(Tokenizer):
@@ -25,7 +26,7 @@ class SubwordTokenizer(Tokenizer):
         itos = {i: s for s, i in hf.get_vocab().items()}
         self.vocab = [itos[i] for i in range(size)]
         self.unk_id = None
-        self.bos_id = int(hf.encode("\n").ids[0])
+        self.newline_id = int(hf.encode("\n").ids[0])
 
     @classmethod
     def train(cls, text: str, cfg: SubwordTokenizerConfig) -> "SubwordTokenizer":

@@ -33,8 +33,8 @@ class WordTokenizer(Tokenizer):
     def __init__(self, vocab: list[str]):
         self.vocab = vocab
         self.stoi = {w: i for i, w in enumerate(vocab)}
-        self.unk_id, self.bos_id = self.stoi[UNK], self.stoi[EOS]
-        self.eos_id = self.bos_id
+        self.unk_id, self.newline_id = self.stoi[UNK], self.stoi[EOS]
+        self.eos_id = self.newline_id
         # words of the text -> ids; a literal "<eos>" in the text is a word, not a line break
         self.word_ids = {w: i for w, i in self.stoi.items() if w != EOS}
 

@@ -1,0 +1,50 @@
+"""The project files a module needs: its transitive imports of `pipeline` and `stages` modules,
+found by reading the source (no import runs), package `__init__.py` files included.
+
+What a stage's code deps in dvc.yaml must list, and what a checkpoint's code hash covers
+(`rnn/run.py`), derive from this, so neither is a hand-kept list that drifts.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("pipeline", "stages")
+
+
+def module_file(name: str) -> Path | None:
+    """The source file of a project module or package, or None if `name` is not one."""
+    base = ROOT.joinpath(*name.split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def _imported(path: Path) -> set[str]:
+    """Project modules named by the import statements of one file (function-level ones too)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module)
+            names.update(f"{node.module}.{a.name}" for a in node.names)  # `from pkg import module`
+    return {n for n in names if n.split(".")[0] in PACKAGES and module_file(n)}
+
+
+def project_files(module: str) -> set[Path]:
+    """Every project file that importing `module` executes (absolute paths)."""
+    seen: set[Path] = set()
+    todo = [module]
+    while todo:
+        name = todo.pop()
+        parts = name.split(".")
+        for i in range(1, len(parts) + 1):  # a module runs its packages' __init__ first
+            path = module_file(".".join(parts[:i]))
+            if path is not None and path not in seen:
+                seen.add(path)
+                todo.extend(_imported(path))
+    return seen

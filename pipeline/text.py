@@ -1,0 +1,18 @@
+"""Line and word conventions of raw text, shared by tokenizers and the evaluator.
+
+Only "\n" breaks a line (str.splitlines would also break at \r, \x1c, U+2028, ... and disagree
+with the word and char tokenizers); a word is a run of non-whitespace (str.split).
+"""
+
+from __future__ import annotations
+
+
+def split_lines(text: str) -> list[str]:
+    """Lines with their "\\n" kept; a last line without one is kept as it is."""
+    *full, last = text.split("\n")
+    return [line + "\n" for line in full] + ([last] if last else [])
+
+
+def count_words(text: str) -> int:
+    """Words plus one end-of-line per line ("\\n" is whitespace: no word spans two lines)."""
+    return len(text.split()) + len(split_lines(text))
