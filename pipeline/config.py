@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union, get_args
+from typing import Annotated, Any, Iterable, Literal, Union, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
@@ -361,6 +361,12 @@ class Params(Strict):
         except ValidationError as e:
             raise UserError(_format(e, f"{where}: train_overrides.{lm}", merged)) from None
 
+    def scoped(self, keys: Iterable[str]) -> "Params":
+        """These params as one stage sees them: only `keys` (dotted, as the stage's `params:` in
+        dvc.yaml lists them) are readable; any other value is an `Undeclared` that raises when
+        used. So a stage cannot depend on a key whose change DVC would not re-run it for."""
+        return _scope(self, "", tuple(keys))
+
     def corpus(self, name: str) -> CorpusSource:
         if name not in self.corpora:
             raise UserError(f"unknown corpus {name!r}; params.yaml corpora has {sorted(self.corpora)}")
@@ -377,6 +383,38 @@ def _factor_overrides(factors: dict[str, Any]) -> dict:
         section, key = FACTOR_KEYS[name]
         out.setdefault(section, {})[key] = value
     return out
+
+
+class Undeclared:
+    """A params value outside a stage's declared keys (see `Params.scoped`): using it is a bug."""
+
+    def __init__(self, key: str):
+        object.__setattr__(self, "key", key)
+
+    def _fail(self, *args, **kwargs):
+        raise RuntimeError(f"params key {self.key!r} is read by this stage but not among its `params:` in "
+                           "dvc.yaml (declare it in both places)")
+
+    __getattr__ = __getitem__ = __iter__ = __len__ = __contains__ = __bool__ = __int__ = __float__ = _fail
+    __index__ = __str__ = __format__ = __eq__ = __lt__ = __add__ = __mul__ = __call__ = _fail
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Undeclared({self.key!r})"
+
+
+def _scope(node: Any, prefix: str, keys: tuple[str, ...]) -> Any:
+    def sub(name: str, value: Any) -> Any:
+        path = f"{prefix}{name}"
+        if any(path == k or path.startswith(k + ".") for k in keys):
+            return value
+        if isinstance(value, (BaseModel, dict)) and any(k.startswith(path + ".") for k in keys):
+            return _scope(value, path + ".", keys)
+        return Undeclared(path)
+
+    if isinstance(node, BaseModel):
+        return node.model_construct(**{f: sub(f, getattr(node, f)) for f in type(node).model_fields})
+    return {k: sub(str(k), v) for k, v in node.items()}
 
 
 def _deep_merge(base: dict, over: dict) -> dict:

@@ -17,6 +17,8 @@ METRICS = Path("metrics")
 CURVES = Path("curves")
 REPORTS = Path("reports")
 FIGURES = REPORTS / "figures"
+REPORT_MD = REPORTS / "README.md"
+REPORT_HTML = REPORTS / "index.html"  # self-contained but for the figures beside it
 
 STATS_JSON = "stats.json"  # the summary beside prepared text and token ids
 SOURCE_JSON = "source.json"  # provenance beside the raw corpus

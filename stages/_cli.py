@@ -1,21 +1,27 @@
 """What every stage entry point shares: argument parsing with the corpus first, logging,
-params validated before any work, and a UserError turned into one line and exit code 2."""
+params validated before any work, and a UserError turned into one line and exit code 2.
+
+Each stage declares PARAMS, the params keys it reads, exactly as its `params:` in dvc.yaml
+lists them ("{name}" for an argument, where dvc.yaml has "${item.name}"); it sees its params
+through `Params.scoped`, so reading any other key fails, and tests/test_deps.py checks that
+dvc.yaml lists the same keys."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
-from typing import Callable
+from typing import Callable, Sequence
 
 from pipeline.config import Params, load_params
 from pipeline.errors import EXIT_USER_ERROR, UserError
 
 
-def corpus_stage(doc: str, argv: list[str] | None,
+def corpus_stage(doc: str, argv: list[str] | None, params_keys: Sequence[str],
                  add_args: Callable[[argparse.ArgumentParser], object] = lambda ap: None,
                  ) -> tuple[argparse.Namespace, Params]:
-    """Parse `<corpus> [more args]`, set up logging, load and check params and the corpus name."""
+    """Parse `<corpus> [more args]`, set up logging, load and check params and the corpus name;
+    returns the params scoped to `params_keys` (formatted with the arguments)."""
     ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("corpus", help="a key of params.yaml `corpora`")
     add_args(ap)
@@ -23,7 +29,7 @@ def corpus_stage(doc: str, argv: list[str] | None,
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     params = load_params()
     params.corpus(args.corpus)  # an unknown corpus is a params error, not a missing directory
-    return args, params
+    return args, params.scoped(k.format(**vars(args)) for k in params_keys)
 
 
 def run(main: Callable[[list[str] | None], None], argv: list[str] | None = None) -> None:

@@ -18,10 +18,12 @@ from pipeline.ngram.run import ngram_run
 from stages._cli import corpus_stage, run
 
 log = logging.getLogger("stages.ngram")
+PARAMS = ["ngram.unit", "ngram.arpa_gzip", "eval.segment_lines"]
 
 
 def main(argv: list[str] | None = None) -> None:
-    args, params = corpus_stage(__doc__, argv, lambda ap: ap.add_argument("order", type=int, help="n-gram order (>= 1)"))
+    args, params = corpus_stage(__doc__, argv, PARAMS,
+                                lambda ap: ap.add_argument("order", type=int, help="n-gram order (>= 1)"))
     result = ngram_run(params, args.corpus, args.order)
     m = result.metrics
     write_run(paths.RunDir(m["run"]), result)

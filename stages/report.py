@@ -14,11 +14,13 @@ from pipeline.config import load_params
 from pipeline.reporting import expected_runs, render
 from stages._cli import run
 
+PARAMS = ["grid", "ngram.orders"]
+
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.parse_args(argv)
-    params = load_params()
+    params = load_params().scoped(PARAMS)
     render(expected_runs(params.grid, params.ngram.orders))
 
 

@@ -16,9 +16,11 @@ from pipeline.io import atomic_open, write_json
 from pipeline.tokenizers import tokenize_splits
 from stages._cli import corpus_stage, run
 
+PARAMS = ["tokenizers.{tokenizer}"]
+
 
 def main(argv: list[str] | None = None) -> None:
-    args, params = corpus_stage(__doc__, argv, lambda ap: ap.add_argument("tokenizer", choices=TOKENIZERS))
+    args, params = corpus_stage(__doc__, argv, PARAMS, lambda ap: ap.add_argument("tokenizer", choices=TOKENIZERS))
     cfg = getattr(params.tokenizers, args.tokenizer)
 
     tok, ids, stats = tokenize_splits(args.tokenizer, read_splits(args.corpus), cfg)

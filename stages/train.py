@@ -20,6 +20,8 @@ from pipeline.errors import UserError
 from pipeline.rnn.run import RunSpec, train_run
 from stages._cli import corpus_stage, run
 
+PARAMS = ["seed", "train", "train_overrides.{lm}", "eval"]
+
 
 def main(argv: list[str] | None = None) -> None:
     def add_args(ap: argparse.ArgumentParser) -> None:
@@ -29,7 +31,7 @@ def main(argv: list[str] | None = None) -> None:
         ap.add_argument("--dropout", required=True, type=float)
         ap.add_argument("--clip", required=True, type=float)
 
-    args, params = corpus_stage(__doc__, argv, add_args)
+    args, params = corpus_stage(__doc__, argv, PARAMS, add_args)
     try:  # DVC passes grid values, already checked; a hand-run CLI gets the grid's own checks
         GridConfig(corpus=[args.corpus], lm=[args.lm], cell=[args.cell], dropout=[args.dropout], clip=[args.clip])
     except ValidationError as e:

