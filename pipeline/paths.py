@@ -15,6 +15,7 @@ DATA = Path("data")
 MODELS = Path("models")
 METRICS = Path("metrics")
 CURVES = Path("curves")
+CHECKPOINTS = Path("checkpoints")  # git-ignored, never a DVC out (see RunDir.checkpoints)
 REPORTS = Path("reports")
 FIGURES = REPORTS / "figures"
 REPORT_MD = REPORTS / "README.md"
@@ -84,9 +85,13 @@ def figure_file(name: str) -> Path:
 
 @dataclass(frozen=True)
 class RunDir:
-    """Where one run's artifacts live. `models/<run>/` holds the final model files (weights,
-    samples, ARPA) and, for an RNN, the trainer's checkpoints, one folder per trained part
-    (the hybrid's speller trains before its word model)."""
+    """Where one run's artifacts live: `models/<run>/` the final model files (weights, samples,
+    ARPA), `metrics/<run>.json`, `curves/<run>.csv` (all DVC outs), and the trainer's
+    checkpoints in `checkpoints/<run>/<params hash>/<part>/`, outside DVC's outs: DVC deletes a
+    stage's outs before it runs it and keeps no run-cache for a stage with persistent outs, so
+    checkpoints there would make every train stage ineligible for the run-cache. Keyed by the
+    params hash, a killed stage resumes, and params changed and then reverted find their
+    finished run again."""
 
     run: str
 
@@ -94,9 +99,15 @@ class RunDir:
     def root(self) -> Path:
         return MODELS / self.run
 
-    def checkpoints(self, part: str = "model") -> Path:
-        """The trainer's checkpoint folder of one part of the model."""
-        return (self.root if part == "model" else self.root / part) / "checkpoints"
+    @property
+    def checkpoint_root(self) -> Path:
+        """checkpoints/<run>/: one folder per params hash."""
+        return CHECKPOINTS / self.run
+
+    def checkpoints(self, params_hash: str, part: str) -> Path:
+        """The trainer's checkpoint folder of one part of the model (the hybrid's speller trains
+        before its word model) under one params hash."""
+        return self.checkpoint_root / params_hash / part
 
     def file(self, name: str) -> Path:
         """A final artifact of the run, by its name (WEIGHTS, SAMPLES, ARPA...)."""

@@ -38,10 +38,7 @@ def main(argv: list[str] | None = None) -> None:
         raise UserError("; ".join(err["msg"].removeprefix("Value error, ") for err in e.errors())) from None
     spec = RunSpec(args.run, args.corpus, args.lm, args.cell, args.dropout, args.clip)
 
-    # DVC re-runs this stage only when its deps or params changed, so a checkpoint written
-    # under other params is stale, not a run to resume: start over (the old one is in the DVC
-    # cache). A killed run re-run with the same params resumes.
-    write_run(paths.RunDir(args.run), train_run(params, spec, restart_stale=True))
+    write_run(paths.RunDir(args.run), train_run(params, spec))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from pipeline.config import Undeclared, load_params
-from pipeline.imports import ROOT, module_file, project_files
+from pipeline.imports import ROOT, project_files
 from pipeline.rnn import run as rnn_run
 
 STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]

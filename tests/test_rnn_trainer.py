@@ -50,11 +50,11 @@ def evaluate(model: RNNLM) -> dict:
     return {"nll_nats": F.cross_entropy(logits[0], torch.as_tensor(VALID), reduction="sum"), "n_tokens": len(VALID)}
 
 
-def run(run_dir, cfg, *, seed=0, params_hash="h", callbacks=(), restart_stale=False):
+def run(run_dir, cfg, *, seed=0, params_hash="h", callbacks=()):
     seed_everything(seed)
     model = RNNLM(V, cfg.model)
     result = train(model, TRAIN, cfg, seed=seed, newline_id=BOS, ckpt_dir=Path(run_dir) / "checkpoints",
-                   params_hash=params_hash, restart_stale=restart_stale, evaluate=evaluate, callbacks=callbacks,
+                   params_hash=params_hash, evaluate=evaluate, callbacks=callbacks,
                    progress=False)
     return result, model
 

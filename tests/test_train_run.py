@@ -1,5 +1,8 @@
 """One grid member through the real stages, in a temporary project on a toy corpus."""
 
+import logging
+import re
+
 from pathlib import Path
 
 import pytest
@@ -9,7 +12,7 @@ from pipeline.config import load_params
 from pipeline.errors import UserError
 from pipeline.io import read_json
 from pipeline.reporting import render
-from pipeline.rnn.run import RunSpec, train_run
+from pipeline.rnn.run import KEEP_HASHES, RunSpec, params_hash, train_run
 from stages import download, prepare, tokenize
 from stages import train as train_stage
 from tests.helpers import repo_params, set_param, write_scenes
@@ -49,7 +52,9 @@ def test_hybrid_run_is_open_vocabulary_and_spells_its_samples(project):
     assert m["valid"]["nll_nats"] > 0 and m["best_epoch"] in (1, 2)
     samples = Path("models/toy-hybrid-gru-0.0-5/samples.txt").read_text()
     assert "<unk>" not in samples and samples.startswith("--- sample 0")
-    assert Path("models/toy-hybrid-gru-0.0-5/speller/checkpoints").is_dir()
+    (ckpts,) = Path("checkpoints/toy-hybrid-gru-0.0-5").iterdir()  # one params hash
+    assert sorted(p.name for p in ckpts.iterdir()) == ["model", "speller"]
+    assert sorted(p.name for p in Path("models/toy-hybrid-gru-0.0-5").iterdir()) == ["model.pt", "samples.txt"]
 
 
 def test_same_params_and_seed_give_the_same_numbers(project):
@@ -71,16 +76,29 @@ def test_divergence_is_a_result_and_the_report_shows_it(project):
     assert Path("reports/figures/test_bpc.png").stat().st_size > 0
 
 
-def test_checkpoint_of_other_data_is_refused_or_restarted(project):
+def test_other_data_trains_afresh_and_reverting_finds_the_finished_run(project, caplog):
     spec = RunSpec("toy-word-lstm-0.0-5", "toy", "word", "lstm", 0.0, 5.0)
     first = train_run(load_params(), spec, progress=False).metrics
     set_param(Path("params.yaml"), "tokenizers.word.max_size", 10)  # same train params, other data
     tokenize.main(["toy", "word"])
-    with pytest.raises(UserError, match="checkpoint written with other params"):
+    other = train_run(load_params(), spec, progress=False).metrics
+    assert other["test"]["nll_nats"] != first["test"]["nll_nats"]
+    set_param(Path("params.yaml"), "tokenizers.word.max_size", 12)
+    tokenize.main(["toy", "word"])
+    with caplog.at_level(logging.INFO):
+        again = train_run(load_params(), spec, progress=False).metrics
+    assert again == first  # timings included: nothing was trained, the finished run came back
+    assert re.search(r"resuming from checkpoints/toy-word-lstm-0.0-5/\w+/model/ckpt-2-0\.pt", caplog.text)
+    assert len(list(Path("checkpoints/toy-word-lstm-0.0-5").iterdir())) == 2
+
+
+def test_old_checkpoint_folders_are_pruned(project):
+    spec = RunSpec("toy-word-lstm-0.0-5", "toy", "word", "lstm", 0.0, 5.0)
+    for seed in range(KEEP_HASHES + 2):
+        set_param(Path("params.yaml"), "seed", seed)
         train_run(load_params(), spec, progress=False)
-    again = train_run(load_params(), spec, progress=False, restart_stale=True).metrics
-    assert again["test"]["n_tokens"] == first["test"]["n_tokens"]
-    assert again["test"]["nll_nats"] != first["test"]["nll_nats"]
+    kept = list(Path("checkpoints/toy-word-lstm-0.0-5").iterdir())
+    assert len(kept) == KEEP_HASHES and params_hash(load_params(), spec) in {p.name for p in kept}
 
 
 @pytest.mark.parametrize("flag, value", [("--dropout", "1.0"), ("--clip", "-1")])

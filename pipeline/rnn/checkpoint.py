@@ -10,16 +10,19 @@ captures/restores the global RNGs.
 
 from __future__ import annotations
 
+import io
 import logging
+import os
 import random
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from pipeline.errors import UserError
-from pipeline.io import atomic_open
+from pipeline.io import write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +38,7 @@ def checkpoint_files(ckpt_dir: Path) -> list[Path]:
 
 def save_checkpoint(ckpt_dir: Path, epoch: int, batch: int, payload: dict) -> Path:
     path = ckpt_dir / f"ckpt-{epoch}-{batch}.pt"
-    with atomic_open(path) as f:
-        torch.save(payload, f)
+    save_torch(payload, path)
     for old in checkpoint_files(ckpt_dir)[:-KEEP]:
         old.unlink()
     for tmp in ckpt_dir.glob(".ckpt-*.tmp"):  # left behind by a writer that was killed
@@ -44,29 +46,43 @@ def save_checkpoint(ckpt_dir: Path, epoch: int, batch: int, payload: dict) -> Pa
     return path
 
 
-def load_latest(ckpt_dir: Path, params_hash: str, restart_stale: bool = False) -> tuple[Path, dict] | None:
+def save_torch(obj, path: Path) -> None:
+    """torch.save, atomically. Serialised in memory first: torch's own writer reports a full disk
+    as a RuntimeError from its zip container; a plain write raises the OSError it is."""
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    write_bytes(path, buf.getbuffer())
+
+
+def load_latest(ckpt_dir: Path, params_hash: str) -> tuple[Path, dict] | None:
     """The newest readable checkpoint (on CPU) written under `params_hash`, or None.
 
-    One written under another hash is refused (UserError), or with `restart_stale` deleted:
-    for callers that know a mismatch means "the inputs changed, start over" (a DVC stage is
-    only re-run when its deps or params changed)."""
+    Checkpoint folders are keyed by params hash (paths.RunDir), so one written under another
+    hash means a folder was copied by hand: it is refused (UserError), never deleted."""
     for path in reversed(checkpoint_files(ckpt_dir)):
         try:
             ck = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:  # truncated or corrupt: torch raises several types
-            log.warning("%s: unreadable checkpoint (%s: %s); trying the previous one", path, type(e).__name__, e)
-            continue
-        if ck.get("params_hash") == params_hash:
-            return path, ck
-        if not restart_stale:
+        except Exception as e:  # truncated or corrupt: torch raises several types, with advice that
+            log.warning("%s: unreadable checkpoint (%s); trying the previous one", path, type(e).__name__)
+            continue  # does not apply here (weights_only=False would run code from the file)
+        if ck.get("params_hash") != params_hash:
             raise UserError(
                 f"{path}: checkpoint written with other params (params_hash {ck.get('params_hash')}, "
-                f"now {params_hash}); delete {ckpt_dir} to train from scratch, or restore the params "
-                "it was trained with"
+                f"expected {params_hash}); delete {ckpt_dir} to train from scratch"
             )
-        path.unlink()
-        log.warning("%s: written with other params or data; deleted, training starts over", path)
+        return path, ck
     return None
+
+
+def prune_runs(root: Path, current: str, keep: int) -> None:
+    """Keep the `keep` most recently used params-hash folders of a run (`current` among them),
+    delete the rest: a changed and reverted param finds its run while it is among them."""
+    if (root / current).is_dir():
+        os.utime(root / current)  # used now: the newest
+    others = sorted((p for p in root.glob("*") if p.is_dir() and p.name != current),
+                    key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in others[max(keep - 1, 0):]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def rng_state() -> dict:

@@ -11,9 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
-import torch
 
 from pipeline import paths
 from pipeline.artifacts import RunResult
@@ -21,7 +19,8 @@ from pipeline.config import Params
 from pipeline.corpora.text import read_splits
 from pipeline.evaluation import evaluate
 from pipeline.imports import ROOT, project_files
-from pipeline.io import atomic_open, sha256_file, write_text
+from pipeline.io import sha256_file, write_text
+from pipeline.rnn.checkpoint import prune_runs, save_torch
 from pipeline.rnn.lm import build_lm
 from pipeline.rnn.trainer import pick_device, seed_everything, train
 from pipeline.tokenizers import load_split_ids, load_tokenizer
@@ -80,12 +79,16 @@ def params_hash(params: Params, spec: RunSpec) -> str:
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def train_run(params: Params, spec: RunSpec, callbacks=(), progress: bool = True,
-              restart_stale: bool = False) -> RunResult:
+# Checkpoint folders kept per run (one per params hash, the current one included): params changed
+# and reverted within this many runs of a stage find their finished (or killed) run again.
+KEEP_HASHES = 3
+
+
+def train_run(params: Params, spec: RunSpec, callbacks=(), progress: bool = True) -> RunResult:
     """Train and score one grid member. `callbacks` see the MODEL part's epochs.
 
-    A checkpoint left by other params or data is refused (UserError), unless `restart_stale`:
-    then it is deleted and training starts over (what a re-run DVC stage wants)."""
+    Resumes from the checkpoints of the same params hash (a killed run, or a finished one:
+    then nothing is trained); other params train from scratch in a folder of their own."""
     h = params_hash(params, spec)
     cfg = params.train_for(spec.lm, spec.factors)
     device = pick_device(cfg.device)
@@ -94,11 +97,11 @@ def train_run(params: Params, spec: RunSpec, callbacks=(), progress: bool = True
     lm = build_lm(tok, cfg, params.eval, device)
     parts = lm.parts(load_split_ids(spec.corpus, spec.lm, "train"), texts["valid"])
     rd = paths.RunDir(spec.run)
+    prune_runs(rd.checkpoint_root, h, KEEP_HASHES)
     for part in parts:  # the last part is the model the run is about
         seed_everything(params.seed)  # the initial weights follow the seed
         result = train(lm.build(part), part.ids, part.cfg, seed=params.seed, newline_id=part.newline_id,
-                       ckpt_dir=rd.checkpoints(part.name), params_hash=h, restart_stale=restart_stale,
-                       evaluate=part.evaluate, callbacks=callbacks if part is parts[-1] else (),
+                       ckpt_dir=rd.checkpoints(h, part.name), params_hash=h, evaluate=part.evaluate, callbacks=callbacks if part is parts[-1] else (),
                        progress=progress, device=device)  # leaves the best state in the net
 
     metrics = {
@@ -128,8 +131,3 @@ def train_run(params: Params, spec: RunSpec, callbacks=(), progress: bool = True
         paths.WEIGHTS: lambda path: save_torch(state, path),
         paths.SAMPLES: lambda path: write_text(path, samples),
     })
-
-
-def save_torch(obj, path: Path) -> None:
-    with atomic_open(path) as f:
-        torch.save(obj, f)

@@ -4,7 +4,6 @@ Text generation per LM type is `LanguageModel.generate` (lm.py)."""
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from pipeline.rnn.model import RNNLM

@@ -132,7 +132,6 @@ def train(
     newline_id: int,
     ckpt_dir: Path,
     params_hash: str,
-    restart_stale: bool = False,
     evaluate: Callable[[RNNLM], dict],
     callbacks: Sequence[Callback] = (),
     progress: bool = True,
@@ -142,12 +141,11 @@ def train(
     Gradients are clipped to `cfg.optim.clip` (0: not clipped).
 
     Resumes from the newest readable checkpoint in `ckpt_dir`; `params_hash` must
-    name everything that shapes the weights (params, data), a checkpoint of another is refused
-    (or, with `restart_stale`, deleted: training starts over)."""
+    name everything that shapes the weights (params, data); a checkpoint of another is refused."""
     device = device or pick_device(cfg.device)
     configure_torch(cfg)
     seed_everything(seed)
-    run = _Run(model.to(device), cfg, Path(ckpt_dir), params_hash, restart_stale, device)
+    run = _Run(model.to(device), cfg, Path(ckpt_dir), params_hash, device)
     if not run.p.done:
         batches = make_batches(ids, cfg.batching, max_tokens=cfg.max_train_tokens, newline_id=newline_id, seed=seed,
                                device=device)
@@ -188,7 +186,7 @@ class _Progress:
 
 class _Run:
     def __init__(self, model: RNNLM, cfg: TrainConfig, ckpt_dir: Path, params_hash: str,
-                 restart_stale: bool, device: torch.device):
+                 device: torch.device):
         self.model, self.cfg, self.clip, self.device = model, cfg, cfg.optim.clip, device
         self.ckpt_dir, self.params_hash = ckpt_dir, params_hash
         # Loss per token past which the run has diverged: ten uniform guesses' worth. Blown-up
@@ -198,7 +196,7 @@ class _Run:
         self.opt = make_optimizer(model, cfg.optim)
         self.p, self.hidden = _Progress(), None  # hidden: the state carried into the next batch
         self.p.new_epoch(device)
-        found = load_latest(ckpt_dir, params_hash, restart_stale=restart_stale)
+        found = load_latest(ckpt_dir, params_hash)
         if found:
             path, ck = found
             log.info("resuming from %s", path)
