@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Annotated, Any, Iterable, Literal, Union, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
+                      model_validator)
 
 from pipeline.errors import UserError
 
@@ -219,11 +220,13 @@ class ModelConfig(Strict):
     tie_weights: bool = Field(False, description="share embedding and softmax (needs embed_dim == hidden)")
     init_scale: float = Field(0.1, gt=0, description="uniform init in [-s, s] (Zaremba)")
 
-    @model_validator(mode="after")
-    def _tie(self) -> "ModelConfig":
-        if self.tie_weights and self.embed_dim != self.hidden:
-            raise ValueError("tie_weights needs embed_dim == hidden")
-        return self
+    @field_validator("tie_weights")
+    @classmethod
+    def _tie(cls, tie: bool, info: ValidationInfo) -> bool:
+        sizes = info.data.get("embed_dim"), info.data.get("hidden")  # validated before this field
+        if tie and sizes[0] != sizes[1]:
+            raise ValueError(f"tie_weights needs embed_dim == hidden (here {sizes[0]} and {sizes[1]})")
+        return tie
 
 
 class BatchingConfig(Strict):
@@ -297,23 +300,40 @@ class EvalConfig(Strict):
     bptt: int = Field(256, ge=1, description="window of the state-carrying scorer (does not change scores)")
 
 
+def _unique(values: list) -> list:
+    """Grid values name DVC matrix members: two equal values (0.0 and 0) would train one model
+    twice under two run ids."""
+    seen: list = []
+    for v in values:
+        if v in seen:
+            raise ValueError(f"duplicate value {v!r} (equal to {seen[seen.index(v)]!r}): each value once")
+        seen.append(v)
+    return values
+
+
+def _in(lo: float, hi: float | None, what: str):
+    def check(values: list) -> list:
+        bad = [v for v in values if not (lo <= v and (hi is None or v < hi))]
+        if bad:
+            raise ValueError(f"{bad}: each value must be {what}")
+        return values
+    return AfterValidator(check)
+
+
+Factor = Annotated[list[int | float], Field(min_length=1), AfterValidator(_unique)]
+
+
 class GridConfig(Strict):
-    """The ablation grid: dvc.yaml's `train` matrix reads these lists."""
+    """The ablation grid: dvc.yaml's `train` matrix reads these lists, one member per combination."""
 
-    corpus: list[str] = Field(min_length=1)
-    lm: list[LMType] = Field(min_length=1)
-    cell: list[Cell] = Field(min_length=1)
+    corpus: Annotated[list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.]+$")]], Field(min_length=1),
+                      AfterValidator(_unique)] = Field(description="corpora to run (names without '-': "
+                                                       "run ids join values with '-')")
+    lm: Annotated[list[LMType], Field(min_length=1), AfterValidator(_unique)]
+    cell: Annotated[list[Cell], Field(min_length=1), AfterValidator(_unique)]
     # int | float keeps each value as written (clip 5 stays 5): DVC names runs by str() of it
-    dropout: list[int | float] = Field(min_length=1)
-    clip: list[int | float] = Field(min_length=1)
-
-    @model_validator(mode="after")
-    def _ranges(self) -> "GridConfig":
-        if any(not 0 <= d < 1 for d in self.dropout):
-            raise ValueError(f"dropout values {self.dropout}: each must be in [0, 1)")
-        if any(c < 0 for c in self.clip):
-            raise ValueError(f"clip values {self.clip}: each must be >= 0 (0 = off)")
-        return self
+    dropout: Annotated[Factor, _in(0, 1, "in [0, 1)")]
+    clip: Annotated[Factor, _in(0, None, ">= 0 (0 = off)")]
 
 
 class Params(Strict):
@@ -424,10 +444,14 @@ def _deep_merge(base: dict, over: dict) -> dict:
     return out
 
 
+_MISSING = object()
+
+
 def _key_path(loc: tuple, raw: Any) -> str:
-    """pydantic's error location as a key path of the file: without the validators' names and
-    the chosen member of a tagged union, which pydantic adds (corpora.x.pypi.sha256 is the key
-    corpora.x.sha256 of an entry with `source: pypi`)."""
+    """pydantic's error location as a key path of the file: without the validators' names, the
+    chosen member of a tagged union (corpora.x.pypi.sha256 is the key corpora.x.sha256 of an
+    entry with `source: pypi`) and the member of a plain union (grid.clip.0.float is the item
+    grid.clip.0), all of which pydantic adds."""
     parts, node, tagged = [], raw, None
     for part in loc:
         if str(part).startswith("function-"):
@@ -435,15 +459,24 @@ def _key_path(loc: tuple, raw: Any) -> str:
         if isinstance(node, dict) and node.get(TAG) == part and node is not tagged:  # once: a field
             tagged = node  # may have the tag's name (url of `source: url`)
             continue
+        if node is not _MISSING and not isinstance(node, (dict, list)):  # a scalar has no keys:
+            continue  # `part` names a union member
         parts.append(str(part))
-        node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node = node.get(part, _MISSING)
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        else:
+            node = _MISSING
     return ".".join(parts)
 
 
 def _format(e: ValidationError, where: str, raw: Any) -> str:
-    lines = []
+    """One line per key: `where: key.path: what is wrong (got value)`; the messages of a value
+    that fits no member of a union are joined."""
+    by_key: dict[str, tuple[list[str], str]] = {}
     for err in e.errors():
-        loc = _key_path(err["loc"], raw)
+        loc = _key_path(err["loc"], raw) or "<top>"
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
@@ -451,8 +484,18 @@ def _format(e: ValidationError, where: str, raw: Any) -> str:
             msg = msg.removeprefix("Value error, ")
         value = err.get("input")
         shown = "" if err["type"] == "missing" or isinstance(value, dict) else f" (got {value!r})"
-        lines.append(f"{where}: {loc or '<top>'}: {msg}{shown}")
-    return "\n".join(lines)
+        msgs, _ = by_key.setdefault(loc, ([], shown))
+        if msg not in msgs:
+            msgs.append(msg)
+    return "\n".join(f"{where}: {loc}: {' or '.join(msgs)}{shown}" for loc, (msgs, shown) in by_key.items())
+
+
+def parse_section(model: type[BaseModel], raw: Any, where: str) -> Any:
+    """Validate one section against its schema; errors name `where` and the keys."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as e:
+        raise UserError(_format(e, where, raw)) from None
 
 
 def parse_params(raw: Any, where: str = "params.yaml") -> Params:

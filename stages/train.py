@@ -11,32 +11,30 @@ from __future__ import annotations
 
 import argparse
 
-from pydantic import ValidationError
+import yaml
 
 from pipeline import paths
 from pipeline.artifacts import write_run
-from pipeline.config import CELLS, LM_TYPES, GridConfig
-from pipeline.errors import UserError
+from pipeline.config import GridConfig, parse_section
 from pipeline.rnn.run import RunSpec, train_run
 from stages._cli import corpus_stage, run
 
 PARAMS = ["seed", "train", "train_overrides.{lm}", "eval"]
+FACTORS = ("lm", "cell", "dropout", "clip")  # after the corpus, in dvc.yaml's matrix order
 
 
 def main(argv: list[str] | None = None) -> None:
     def add_args(ap: argparse.ArgumentParser) -> None:
         ap.add_argument("run", help="run id (the DVC matrix key)")
-        ap.add_argument("--lm", required=True, choices=LM_TYPES)
-        ap.add_argument("--cell", required=True, choices=CELLS)
-        ap.add_argument("--dropout", required=True, type=float)
-        ap.add_argument("--clip", required=True, type=float)
+        for factor in FACTORS:  # values as YAML, as DVC writes them from params.yaml
+            ap.add_argument(f"--{factor}", required=True, type=yaml.safe_load, help=f"a value of grid.{factor}")
 
     args, params = corpus_stage(__doc__, argv, PARAMS, add_args)
-    try:  # DVC passes grid values, already checked; a hand-run CLI gets the grid's own checks
-        GridConfig(corpus=[args.corpus], lm=[args.lm], cell=[args.cell], dropout=[args.dropout], clip=[args.clip])
-    except ValidationError as e:
-        raise UserError("; ".join(err["msg"].removeprefix("Value error, ") for err in e.errors())) from None
-    spec = RunSpec(args.run, args.corpus, args.lm, args.cell, args.dropout, args.clip)
+    # The grid's own schema checks the values (check_params has checked params.yaml's grid;
+    # this covers a hand-run stage), so a run trains with exactly the values params.yaml holds.
+    member = {"corpus": [args.corpus], **{f: [getattr(args, f)] for f in FACTORS}}
+    grid = parse_section(GridConfig, member, f"stage arguments of {args.run}")
+    spec = RunSpec(args.run, args.corpus, *(getattr(grid, f)[0] for f in FACTORS))
 
     write_run(paths.RunDir(args.run), train_run(params, spec))
 

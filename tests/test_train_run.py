@@ -1,7 +1,12 @@
 """One grid member through the real stages, in a temporary project on a toy corpus."""
 
 import logging
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 
 from pathlib import Path
 
@@ -15,7 +20,7 @@ from pipeline.reporting import render
 from pipeline.rnn.run import KEEP_HASHES, RunSpec, params_hash, train_run
 from stages import download, prepare, tokenize
 from stages import train as train_stage
-from tests.helpers import repo_params, set_param, write_scenes
+from tests.helpers import ROOT, repo_params, set_param, write_scenes
 
 WORDS = "thou art the king and i the fool who sings of rome while lords and ladies dance".split()
 
@@ -101,10 +106,45 @@ def test_old_checkpoint_folders_are_pruned(project):
     assert len(kept) == KEEP_HASHES and params_hash(load_params(), spec) in {p.name for p in kept}
 
 
-@pytest.mark.parametrize("flag, value", [("--dropout", "1.0"), ("--clip", "-1")])
-def test_train_cli_values_get_the_grid_range_checks(project, flag, value):
-    argv = {"--dropout": "0.0", "--clip": "5"} | {flag: value}
-    with pytest.raises(UserError, match=rf"{flag[2:]} values \[{float(value)}\]"):
-        train_stage.main(["toy", "toy-word-lstm-x", "--lm", "word", "--cell", "lstm",
-                          "--dropout", argv["--dropout"], "--clip", argv["--clip"]])
-    assert not Path("models/toy-word-lstm-x").exists()
+@pytest.mark.parametrize("flag, value, message", [
+    ("--dropout", "1.0", r"dropout: \[1\.0\]: each value must be in \[0, 1\)"),
+    ("--clip", "-1", r"clip: \[-1\]: each value must be >= 0"),
+    ("--cell", "lstmx", r"cell\.0: Input should be 'rnn_tanh'.*'lstmx'"),
+])
+def test_train_cli_values_get_the_grid_schema(project, flag, value, message):
+    argv = {"--lm": "word", "--cell": "lstm", "--dropout": "0.0", "--clip": "5"} | {flag: value}
+    with pytest.raises(UserError, match=rf"^stage arguments of toy-word-x: {message}"):
+        train_stage.main(["toy", "toy-word-x", *(a for kv in argv.items() for a in kv)])
+    assert not Path("models/toy-word-x").exists()
+
+
+def _stage_argv(run: str) -> list[str]:
+    return [sys.executable, "-m", "stages.train", "toy", run, "--lm", "word", "--cell", "gru", "--dropout", "0.0",
+            "--clip", "5"]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_stops_training_at_a_checkpoint_in_one_line_and_resumes_exactly(project, signum):
+    set_param(Path("params.yaml"), "train", {**load_params().train.model_dump(exclude={"speller"}),
+                                             "epochs": 4, "max_train_tokens": None, "checkpoint_minutes": 2e-3})
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(_stage_argv("cut"), env=env, stderr=subprocess.PIPE, text=True)
+    ckpts = Path("checkpoints/cut")
+    deadline = time.monotonic() + 60
+    while not list(ckpts.glob("*/model/ckpt-1-*.pt")):  # into epoch 2
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.poll() else ""
+        time.sleep(0.005)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signum, err
+    last = [line for line in err.splitlines() if line.startswith("interrupted")]
+    assert "Traceback" not in err and len(last) == 1, err
+    kept = re.search(r"the last checkpoint is (\S+); `dvc repro` carries on from there", last[0])
+    assert kept and Path(kept.group(1)).is_file() and not Path("metrics/cut.json").exists()
+
+    again = subprocess.run(_stage_argv("cut"), env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and f"resuming from {kept.group(1)}" in again.stderr, again.stderr
+    whole = subprocess.run(_stage_argv("whole"), env=env, capture_output=True, text=True, timeout=120)
+    assert whole.returncode == 0, whole.stderr
+    a, b = (read_json(f"metrics/{r}.json") for r in ("cut", "whole"))
+    assert a["test"] == b["test"] and a["valid"] == b["valid"] and a["epochs"] == b["epochs"] == 4

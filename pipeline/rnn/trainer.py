@@ -30,14 +30,17 @@ A finished run called again loads its final checkpoint and returns the same resu
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import random
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol, Sequence
+from typing import Callable, Iterator, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -46,7 +49,7 @@ from torch.nn.utils import clip_grads_with_norm_, get_total_norm
 from tqdm.auto import tqdm
 
 from pipeline.config import OptimConfig, TrainConfig
-from pipeline.errors import UserError
+from pipeline.errors import Interrupted, UserError
 from pipeline.rnn.batching import IGNORE, Batch, make_batches
 from pipeline.rnn.checkpoint import load_latest, rng_state, save_checkpoint, set_rng_state
 from pipeline.rnn.model import Hidden, RNNLM
@@ -209,14 +212,14 @@ class _Run:
             self.hidden = _to_device(ck["hidden"], device)
         self.t0, self.wall0 = time.monotonic(), self.p.wall_s
 
-    def save(self) -> None:
+    def save(self) -> Path:
         """A checkpoint at the current cursor: model, optimizer (momentum / Adam moments), every
         RNG, the carried TBPTT state, and _Progress (cursor, records, best state, the current
         epoch's partial sums, timings, outcome). The lr schedule is a pure function of the
         cursor and the records; the sentence shuffle one of (seed, epoch): neither has state."""
         p = self.p
         p.wall_s = self.wall0 + time.monotonic() - self.t0
-        save_checkpoint(self.ckpt_dir, p.epoch, p.batch, {
+        return save_checkpoint(self.ckpt_dir, p.epoch, p.batch, {
             "params_hash": self.params_hash,
             "model": self.model.state_dict(),
             "optimizer": self.opt.state_dict(),
@@ -251,7 +254,7 @@ class _Run:
         lr = math.nan
         t_mark = time.monotonic()  # start of the training time not yet added to p.epoch_train_s
         next_sync, next_ckpt = t_mark + SYNC_S, t_mark + cfg.checkpoint_minutes * 60
-        with bar:
+        with bar, deferred_signals() as signals:
             while not p.done:
                 model.train()
                 for k, batch in enumerate(batches.epoch(p.epoch, p.batch), p.batch):
@@ -274,20 +277,20 @@ class _Run:
                     p.tokens, p.steps, p.batch = p.tokens + batch.n_tokens, p.steps + 1, k + 1
 
                     now = time.monotonic()
-                    if now >= min(next_sync, next_ckpt):
+                    if now >= min(next_sync, next_ckpt) or signals:
                         if sync():
                             break
                         next_sync = now + SYNC_S
-                    if now >= next_ckpt:
+                    if now >= next_ckpt or signals:
                         p.epoch_train_s += now - t_mark
-                        self.save()
+                        stop(self.save(), signals)
                         t_mark = time.monotonic()
                         next_ckpt = t_mark + cfg.checkpoint_minutes * 60
                 else:  # the epoch's batches are done
                     if not sync():
                         p.epoch_train_s += time.monotonic() - t_mark
                         self.end_epoch(evaluate, callbacks)
-                self.save()  # the epoch's end, or the run's (diverged)
+                stop(self.save(), signals)  # the epoch's end, or the run's (diverged)
                 t_mark = time.monotonic()
                 next_ckpt = t_mark + cfg.checkpoint_minutes * 60
 
@@ -341,6 +344,34 @@ class _Run:
             diverged_epoch=p.diverged_epoch,
             stopped_early=p.stopped_early,
         )
+
+
+@contextlib.contextmanager
+def deferred_signals() -> Iterator[list[int]]:
+    """Inside, SIGINT and SIGTERM are recorded in the yielded list instead of raised, so the loop
+    stops at a batch boundary with a checkpoint (`stop`); a second signal raises at once."""
+    pending: list[int] = []
+    if threading.current_thread() is not threading.main_thread():  # only it may set handlers
+        yield pending
+        return
+
+    def record(signum: int, frame) -> None:
+        if pending:
+            raise Interrupted(signum)
+        pending.append(signum)
+
+    old = {s: signal.signal(s, record) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield pending
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+
+
+def stop(checkpoint: Path, signals: list[int]) -> None:
+    """After a checkpoint: raise Interrupted if a signal came."""
+    if signals:
+        raise Interrupted(signals[0], f"the last checkpoint is {checkpoint}")
 
 
 def _to_device(h: Hidden | None, device: torch.device) -> Hidden | None:
