@@ -10,6 +10,8 @@ the rename itself survives a crash.
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import functools
 import hashlib
 import json
@@ -20,6 +22,8 @@ from pathlib import Path
 from typing import IO, Any, Iterator
 
 import numpy as np
+
+from pipeline.errors import UserError
 
 
 _UMASK_LOCK = threading.Lock()
@@ -43,13 +47,42 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+# A full disk, a read-only file system, no permission: the user's to fix, not a bug.
+STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+@contextlib.contextmanager
+def storage_errors(path: str | os.PathLike) -> Iterator[None]:
+    """Turn an OSError of STORAGE_ERRNOS into one UserError naming `path`."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno not in STORAGE_ERRNOS:
+            raise
+        raise UserError(f"{path}: cannot write: {e.strerror} (errno {errno.errorcode[e.errno]}); "
+                        "the previous file, if any, is kept") from None
+
+
+def check_writable(*dirs: str | os.PathLike) -> None:
+    """Create each folder and a file in it, before any work: a read-only or forbidden output
+    folder is one clear error at the start, not after an hour of training."""
+    for d in map(Path, dirs):
+        with storage_errors(d):
+            d.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=d, prefix=".writable.", suffix=".tmp")
+            os.close(fd)
+            os.unlink(tmp)
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
-    """Open a temp file next to `path`; on clean exit it replaces `path` atomically."""
+    """Open a temp file next to `path`; on clean exit it replaces `path` atomically. A full or
+    read-only place is a UserError naming `path` (the previous file stays)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; artifacts get the usual mode
+    with storage_errors(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; artifacts get the usual mode
     try:
         encoding = None if "b" in mode else "utf-8"
         newline = None if "b" in mode else ""
@@ -59,9 +92,12 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
             os.fsync(f.fileno())
         os.replace(tmp, path)
         fsync_dir(path.parent)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(e, OSError):
+            with storage_errors(path):
+                raise
         raise
 
 
@@ -99,3 +135,31 @@ def smallest_uint(n: int) -> np.dtype:
         if n <= np.iinfo(dt).max + 1:
             return np.dtype(dt)
     return np.dtype(np.uint64)
+
+
+@contextlib.contextmanager
+def exclusive(lock_file: str | os.PathLike, what: str) -> Iterator[None]:
+    """Hold an OS lock on `lock_file` (created if missing) for the block: a second holder gets
+    a UserError naming the PID that has it. The OS drops the lock when its process dies, so a
+    killed holder never leaves a stale lock."""
+    lock_file = Path(lock_file)
+    with storage_errors(lock_file):
+        lock_file.parent.mkdir(parents=True, exist_ok=True)
+        f = open(lock_file, "a+", encoding="utf-8")
+    with f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "unknown"
+            raise UserError(f"{what} is in use by process {holder} (lock {lock_file}); "
+                            "wait for it to finish or stop it") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        try:
+            yield
+        finally:
+            f.seek(0)
+            f.truncate()  # the lock itself is released when the file closes

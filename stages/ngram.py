@@ -14,6 +14,7 @@ import logging
 
 from pipeline import paths
 from pipeline.artifacts import write_run
+from pipeline.io import check_writable
 from pipeline.ngram.run import ngram_run
 from stages._cli import corpus_stage, run
 
@@ -24,9 +25,11 @@ PARAMS = ["ngram.unit", "ngram.arpa_gzip", "eval.segment_lines"]
 def main(argv: list[str] | None = None) -> None:
     args, params = corpus_stage(__doc__, argv, PARAMS,
                                 lambda ap: ap.add_argument("order", type=int, help="n-gram order (>= 1)"))
+    rd = paths.RunDir(paths.run_id(args.corpus, "ngram", args.order))
+    check_writable(rd.root, paths.METRICS)
     result = ngram_run(params, args.corpus, args.order)
     m = result.metrics
-    write_run(paths.RunDir(m["run"]), result)
+    write_run(rd, result)
     log.info("%s: valid word ppl %.2f, test word ppl %.2f, %d n-grams, estimated in %.2f s",
              m["run"], m["valid"]["word_ppl"], m["test"]["word_ppl"], m["n_params"], m["estimate_s"])
 

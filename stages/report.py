@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 
+from pipeline import paths
 from pipeline.config import load_params
+from pipeline.io import check_writable
 from pipeline.reporting import expected_runs, render
 from stages._cli import run
 
@@ -21,6 +23,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.parse_args(argv)
     params = load_params().scoped(PARAMS)
+    check_writable(paths.FIGURES)
     render(expected_runs(params.grid, params.ngram.orders))
 
 

@@ -12,7 +12,7 @@ import numpy as np
 from pipeline import paths
 from pipeline.config import TOKENIZERS
 from pipeline.corpora.text import read_splits
-from pipeline.io import atomic_open, write_json
+from pipeline.io import atomic_open, check_writable, write_json
 from pipeline.tokenizers import tokenize_splits
 from stages._cli import corpus_stage, run
 
@@ -22,6 +22,7 @@ PARAMS = ["tokenizers.{tokenizer}"]
 def main(argv: list[str] | None = None) -> None:
     args, params = corpus_stage(__doc__, argv, PARAMS, lambda ap: ap.add_argument("tokenizer", choices=TOKENIZERS))
     cfg = getattr(params.tokenizers, args.tokenizer)
+    check_writable(paths.tokens_dir(args.corpus, args.tokenizer))
 
     tok, ids, stats = tokenize_splits(args.tokenizer, read_splits(args.corpus), cfg)
     tok.save(paths.tokenizer_file(args.corpus, args.tokenizer))

@@ -16,6 +16,7 @@ import yaml
 from pipeline import paths
 from pipeline.artifacts import write_run
 from pipeline.config import GridConfig, parse_section
+from pipeline.io import check_writable
 from pipeline.rnn.run import RunSpec, train_run
 from stages._cli import corpus_stage, run
 
@@ -36,7 +37,9 @@ def main(argv: list[str] | None = None) -> None:
     grid = parse_section(GridConfig, member, f"stage arguments of {args.run}")
     spec = RunSpec(args.run, args.corpus, *(getattr(grid, f)[0] for f in FACTORS))
 
-    write_run(paths.RunDir(args.run), train_run(params, spec))
+    rd = paths.RunDir(args.run)
+    check_writable(rd.root, paths.METRICS, paths.CURVES, rd.checkpoint_root)
+    write_run(rd, train_run(params, spec))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import time
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -148,3 +149,68 @@ def test_a_signal_stops_training_at_a_checkpoint_in_one_line_and_resumes_exactly
     assert whole.returncode == 0, whole.stderr
     a, b = (read_json(f"metrics/{r}.json") for r in ("cut", "whole"))
     assert a["test"] == b["test"] and a["valid"] == b["valid"] and a["epochs"] == b["epochs"] == 4
+
+
+def test_an_out_of_range_token_id_fails_before_any_checkpoint_is_touched(project):
+    spec = RunSpec("toy-word-lstm-0.0-5", "toy", "word", "lstm", 0.0, 5.0)
+    train_run(load_params(), spec, progress=False)
+    before = {p: p.stat().st_mtime_ns for p in Path("checkpoints").rglob("*")}
+    ids = np.load("data/tokens/toy/word/train.npy")
+    ids[3] = 12  # the toy word vocabulary has 12 ids: 0..11
+    np.save("data/tokens/toy/word/train.npy", ids)
+    with pytest.raises(UserError, match=r"train\.npy: holds ids from 0 to 12; token files hold 1-D integer ids "
+                                        r"in \[0, 12\)"):
+        train_run(load_params(), spec, progress=False)
+    assert {p: p.stat().st_mtime_ns for p in Path("checkpoints").rglob("*")} == before
+
+
+def test_a_second_trainer_on_the_same_run_exits_2_naming_the_first(project):
+    set_param(Path("params.yaml"), "train.epochs", 50)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    first = subprocess.Popen(_stage_argv("busy"), env=env, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        lock = Path("checkpoints/busy/lock")
+        while not (lock.exists() and lock.read_text().strip()):  # the first trainer holds the run
+            assert first.poll() is None and time.monotonic() < deadline
+            time.sleep(0.01)
+        second = subprocess.run(_stage_argv("busy"), env=env, capture_output=True, text=True, timeout=60)
+        assert second.returncode == 2 and "Traceback" not in second.stderr
+        assert f"run busy is in use by process {first.pid}" in second.stderr
+    finally:
+        first.kill()
+        first.wait()
+    set_param(Path("params.yaml"), "train.epochs", 1)  # other params: a short run, same run folder
+    again = subprocess.run(_stage_argv("busy"), env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr  # the killed holder left no stale lock
+
+
+def _in_mount_namespace(setup: str, argv: list[str], after: str = "true") -> subprocess.CompletedProcess:
+    """Run argv between the shell commands `setup` and `after` in a private mount namespace
+    (unshare -rm), with argv's exit code: tmpfs mounts there fail writes for real, as a full or
+    read-only disk does."""
+    if subprocess.run(["unshare", "-rm", "true"], capture_output=True).returncode != 0:
+        pytest.skip("unshare -rm (user and mount namespaces) is not permitted here")
+    script = f"{setup} && {{ {' '.join(argv)}; rc=$?; {after}; exit $rc; }}"
+    return subprocess.run(["unshare", "-rm", "sh", "-c", script], env={**os.environ, "PYTHONPATH": str(ROOT)},
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_a_read_only_output_folder_fails_before_training(project):
+    Path("models/ro").mkdir(parents=True)
+    r = _in_mount_namespace("mount -t tmpfs -o ro tmpfs models/ro", _stage_argv("ro"))
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.strip() == "error: models/ro: cannot write: Read-only file system (errno EROFS); " \
+                               "the previous file, if any, is kept"
+    assert not Path("checkpoints/ro").exists()  # no training started
+
+
+def test_a_full_disk_is_one_clear_error_and_keeps_the_last_good_file(project):
+    Path("metrics").mkdir()
+    fill = "mount -t tmpfs -o size=8k tmpfs metrics && echo old > metrics/full.json && " \
+           "(dd if=/dev/zero of=metrics/filler bs=1k count=64 2>/dev/null; true)"
+    r = _in_mount_namespace(fill, _stage_argv("full"), after="cat metrics/full.json; ls -a metrics")
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert "error: metrics/full.json: cannot write: No space left on device (errno ENOSPC)" in r.stderr
+    assert r.stdout.split() == ["old", ".", "..", "filler", "full.json"]  # the old file, no temp file left
+    assert Path("models/full/model.pt").is_file()  # the run itself finished; only its metrics could not be kept

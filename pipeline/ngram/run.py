@@ -24,7 +24,7 @@ def ngram_run(params: Params, corpus: str, order: int) -> RunResult:
     vocab = NgramVocab.from_tokenizer(tok, cfg.unit)
 
     start = time.perf_counter()
-    train = vocab.from_token_ids(tok, load_split_ids(corpus, cfg.unit, "train"))  # the word RNN's very ids
+    train = vocab.from_token_ids(tok, load_split_ids(corpus, tok, "train"))  # the word RNN's very ids
     fit = estimate(vocab, train, order, where=str(paths.split_tokens(corpus, cfg.unit, "train")))
     estimate_s = time.perf_counter() - start
 

@@ -19,7 +19,7 @@ from pipeline.config import Params
 from pipeline.corpora.text import read_splits
 from pipeline.evaluation import evaluate
 from pipeline.imports import ROOT, project_files
-from pipeline.io import sha256_file, write_text
+from pipeline.io import exclusive, sha256_file, write_text
 from pipeline.rnn.checkpoint import prune_runs, save_torch
 from pipeline.rnn.lm import build_lm
 from pipeline.rnn.trainer import pick_device, seed_everything, train
@@ -82,6 +82,7 @@ def params_hash(params: Params, spec: RunSpec) -> str:
 # Checkpoint folders kept per run (one per params hash, the current one included): params changed
 # and reverted within this many runs of a stage find their finished (or killed) run again.
 KEEP_HASHES = 3
+LOCK = "lock"  # checkpoints/<run>/lock: held while the run trains
 
 
 def train_run(params: Params, spec: RunSpec, callbacks=(), progress: bool = True) -> RunResult:
@@ -95,14 +96,16 @@ def train_run(params: Params, spec: RunSpec, callbacks=(), progress: bool = True
     tok = load_tokenizer(paths.tokenizer_file(spec.corpus, spec.lm))
     texts = read_splits(spec.corpus, ("valid", "test"))
     lm = build_lm(tok, cfg, params.eval, device)
-    parts = lm.parts(load_split_ids(spec.corpus, spec.lm, "train"), texts["valid"])
+    parts = lm.parts(load_split_ids(spec.corpus, tok, "train"), texts["valid"])
     rd = paths.RunDir(spec.run)
-    prune_runs(rd.checkpoint_root, h, KEEP_HASHES)
-    for part in parts:  # the last part is the model the run is about
-        seed_everything(params.seed)  # the initial weights follow the seed
-        result = train(lm.build(part), part.ids, part.cfg, seed=params.seed, newline_id=part.newline_id,
-                       ckpt_dir=rd.checkpoints(h, part.name), params_hash=h, evaluate=part.evaluate, callbacks=callbacks if part is parts[-1] else (),
-                       progress=progress, device=device)  # leaves the best state in the net
+    with exclusive(rd.checkpoint_root / LOCK, f"run {spec.run}"):  # one trainer per run
+        prune_runs(rd.checkpoint_root, h, KEEP_HASHES)
+        for part in parts:  # the last part is the model the run is about
+            seed_everything(params.seed)  # the initial weights follow the seed
+            result = train(lm.build(part), part.ids, part.cfg, seed=params.seed, newline_id=part.newline_id,
+                           ckpt_dir=rd.checkpoints(h, part.name), params_hash=h, evaluate=part.evaluate,
+                           callbacks=callbacks if part is parts[-1] else (),
+                           progress=progress, device=device)  # leaves the best state in the net
 
     metrics = {
         **asdict(spec),

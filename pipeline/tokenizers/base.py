@@ -83,14 +83,30 @@ def load_tokenizer(path: str | Path) -> Tokenizer:
     return KINDS[kind].from_state(state)
 
 
-def load_split_ids(corpus: str, tokenizer: str, split: str) -> np.ndarray:
-    """The tokenize stage's ids of one split, as int64."""
+def _id_problem(ids: np.ndarray, n_ids: int) -> str | None:
+    if ids.dtype.kind not in "iu":
+        return f"holds {ids.dtype} values"
+    if ids.ndim != 1:
+        return f"is {ids.ndim}-D"
+    if len(ids) and (ids.min() < 0 or ids.max() >= n_ids):
+        return f"holds ids from {ids.min()} to {ids.max()}"
+    return None
+
+
+def load_split_ids(corpus: str, tok: Tokenizer, split: str) -> np.ndarray:
+    """The tokenize stage's ids of one split for `tok`, as int64, checked against it (a 1-D
+    integer array of ids below tok.n_ids) before anything uses them."""
+    tokenizer = tok.kind
     path = paths.split_tokens(corpus, tokenizer, split)
     try:
-        return np.load(path).astype(np.int64)
+        ids = np.load(path)
     except FileNotFoundError:
         raise UserError(f"{path}: not found (run `dvc repro tokenize@{corpus}-{tokenizer}` first)") from None
     except (ValueError, OSError, EOFError):  # truncated or not .npy (numpy's message suggests unpickling)
         raise UserError(
             f"{path}: not a readable .npy token array; re-run `dvc repro tokenize@{corpus}-{tokenizer}`"
         ) from None
+    if bad := _id_problem(ids, tok.n_ids):
+        raise UserError(f"{path}: {bad}; token files hold 1-D integer ids in [0, {tok.n_ids}) for "
+                        f"{paths.tokenizer_file(corpus, tokenizer)}; re-run `dvc repro tokenize@{corpus}-{tokenizer}`")
+    return ids.astype(np.int64)
