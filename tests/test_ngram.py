@@ -260,6 +260,8 @@ def test_malformed_arpa_names_file_and_line(tmp_path, old, new, line, fragment):
 def test_good_arpa_and_unreadable_files(tmp_path):
     (tmp_path / "ok.arpa").write_text(GOOD_ARPA)
     assert read_arpa(tmp_path / "ok.arpa").n_params == 6
+    (tmp_path / "bom.arpa").write_text("\ufeff" + GOOD_ARPA, encoding="utf-8")  # as some editors save it
+    assert read_arpa(tmp_path / "bom.arpa").n_params == 6
     (tmp_path / "no-unk.arpa").write_text(GOOD_ARPA.replace("<unk>", "b"))
     with pytest.raises(UserError, match=r"no-unk.arpa: the 1-grams lack \['<unk>'\]"):
         read_arpa(tmp_path / "no-unk.arpa")

@@ -66,12 +66,13 @@ def _maybe_gzip(raw: IO[bytes], gz: bool):
 
 
 def _read_lines(path: Path) -> list[str]:
-    """The whole file as lines (line i+1 = [i]); gzip recognised by its magic bytes."""
+    """The whole file as lines (line i+1 = [i]); gzip recognised by its magic bytes, a UTF-8
+    byte-order mark (some editors write one) dropped."""
     try:
         data = path.read_bytes()
         if data[:2] == b"\x1f\x8b":
             data = gzip.decompress(data)
-        return data.decode("utf-8").split("\n")
+        return data.decode("utf-8").removeprefix("\ufeff").split("\n")
     except (OSError, EOFError, UnicodeDecodeError, gzip.BadGzipFile) as e:
         raise UserError(f"{path}: cannot read ARPA file ({getattr(e, 'strerror', None) or e})") from None
 
