@@ -12,10 +12,11 @@ from pipeline.corpora.download import download
 from stages._cli import corpus_stage, run
 
 log = logging.getLogger("stages.download")
+PARAMS = ["corpora.{corpus}"]
 
 
 def main(argv: list[str] | None = None) -> None:
-    args, params = corpus_stage(__doc__, argv)
+    args, params = corpus_stage(__doc__, argv, PARAMS)
     out = paths.raw_dir(args.corpus)
     source = download(args.corpus, params.corpus(args.corpus), out)
     for f in source["files"]:

@@ -13,10 +13,11 @@ from pipeline.corpora.prepare import prepare
 from stages._cli import corpus_stage, run
 
 log = logging.getLogger("stages.prepare")
+PARAMS = ["prepare"]
 
 
 def main(argv: list[str] | None = None) -> None:
-    args, params = corpus_stage(__doc__, argv)
+    args, params = corpus_stage(__doc__, argv, PARAMS)
     stats = prepare(paths.raw_dir(args.corpus), paths.text_dir(args.corpus), params.prepare)
     for s in SPLITS:
         log.info("%s: %s", paths.split_text(args.corpus, s), stats[s])

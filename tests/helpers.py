@@ -1,12 +1,14 @@
 """What several test files need: the repo's params, dotted-key edits, a project root, a stage
-run in a subprocess, a toy corpus of blank-line separated scenes."""
+run in a subprocess, a DVC project in a temp git repo, a toy corpus of blank-line separated scenes."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Callable
 
 import yaml
 
@@ -63,6 +65,37 @@ def lm_of(tok, model, speller=None, batch_size: int = 32, bptt: int = 256):
     lm = build_lm(tok, cfg, EvalConfig(batch_size=batch_size, bptt=bptt), torch.device("cpu"))
     lm.nets = {MODEL: model, **({"speller": speller} if speller is not None else {})}
     return lm
+
+
+def dvc_project(root: Path, params: dict, **env: str) -> Callable[..., subprocess.CompletedProcess]:
+    """root as a committed git + DVC repo of this checkout's pipeline/, stages/ and dvc.yaml with
+    `params`; returns run(*cmd), which runs a command there with this venv's dvc and `env`."""
+    for name in ("pipeline", "stages"):
+        shutil.copytree(ROOT / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "dvc.yaml", root)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (root / ".gitignore").write_text("__pycache__/\n")
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
+        "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid",
+        "DVC_NO_ANALYTICS": "1",
+        **env,
+    }
+
+    def run(*cmd: str) -> subprocess.CompletedProcess:
+        return subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, check=False)
+
+    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "init"]):
+        r = run(*cmd)
+        assert r.returncode == 0, r.stderr
+    return run
+
+
+def ran(output: str) -> set[str]:
+    """The stages a `dvc repro` output says it ran."""
+    return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")}
 
 
 def write_scenes(path: Path, words: list[str], n_scenes: int, n_lines: int) -> None:

