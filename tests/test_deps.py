@@ -81,7 +81,8 @@ LAYERS = [
     {"errors", "paths", "imports", "text"},
     {"io"},
     {"config"},
-    {"artifacts", "corpora", "tokenizers", "evaluation", "tracking"},
+    {"corpora", "tokenizers", "evaluation", "tracking"},
+    {"artifacts"},
     {"ngram", "rnn"},
     {"reporting"},
 ]

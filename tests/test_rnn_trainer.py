@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from pipeline.config import TrainConfig
 from pipeline.errors import UserError
 from pipeline.rnn.model import RNNLM
-from pipeline.rnn.trainer import seed_everything, train
+from pipeline.rnn.trainer import Callback, seed_everything, train
 from tests.helpers import ROOT
 
 V, BOS = 17, 0
@@ -120,7 +120,7 @@ def test_truncated_newest_checkpoint_falls_back_to_the_previous(tmp_path, caplog
     assert stable(again.records) == stable(first.records) and same_state(again.best_state, first.best_state)
 
 
-class Stop:
+class Stop(Callback):
     """Records what it sees; asks to stop at epoch `at`."""
 
     def __init__(self, at: int, seen: list):
@@ -162,7 +162,7 @@ def test_a_finite_loss_past_the_limit_is_divergence(tmp_path, margin, diverged):
 
 
 def test_divergence_in_a_later_epoch_keeps_the_best_state(tmp_path):
-    class Poison:  # NaN weights after epoch 1: epoch 2's training must notice
+    class Poison(Callback):  # NaN weights after epoch 1: epoch 2's training must notice
         def on_epoch_end(self, record):
             with torch.no_grad():
                 model.head.bias.fill_(float("nan"))

@@ -11,8 +11,9 @@ What differs per type:
 - char: never samples `<unk>` (it stands for no particular character).
 - subword: nothing.
 - hybrid: two parts, a character speller (trained first, on the spellings of the train words
-  outside the vocabulary, every occurrence counted) and the word model; the scorer charges
-  each `<unk>` its spelling, and samples spell out the `<unk>`s they draw.
+  outside the vocabulary, every occurrence counted, the corpus' unknown-word marker as the empty
+  spelling) and the word model; the scorer charges each `<unk>` its spelling, and samples spell
+  out the `<unk>`s they draw (an empty spelling reads as the marker).
 """
 
 from __future__ import annotations

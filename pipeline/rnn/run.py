@@ -12,6 +12,8 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 
+import torch
+
 
 from pipeline import paths
 from pipeline.artifacts import RunResult
@@ -19,10 +21,11 @@ from pipeline.config import Params
 from pipeline.corpora.text import read_splits
 from pipeline.evaluation import evaluate
 from pipeline.imports import ROOT, project_files
-from pipeline.io import exclusive, sha256_file, write_text
+from pipeline.io import exclusive, sha256_file, write_json, write_text
 from pipeline.rnn.checkpoint import prune_runs, save_torch
 from pipeline.rnn.lm import build_lm
 from pipeline.rnn.trainer import pick_device, seed_everything, train
+from pipeline.tracking import Tracker
 from pipeline.tokenizers import load_split_ids, load_tokenizer
 
 
@@ -89,27 +92,41 @@ def train_run(params: Params, spec: RunSpec, callbacks=(), progress: bool = True
     """Train and score one grid member. `callbacks` see the MODEL part's epochs.
 
     Resumes from the checkpoints of the same params hash (a killed run, or a finished one:
-    then nothing is trained); other params train from scratch in a folder of their own."""
+    then nothing is trained); other params train from scratch in a folder of their own. The
+    run is an MLflow run (params.tracking), resumed with its checkpoints; the returned result
+    carries its tracker, which `artifacts.write_run` finishes."""
     h = params_hash(params, spec)
     cfg = params.train_for(spec.lm, spec.factors)
     device = pick_device(cfg.device)
-    tok = load_tokenizer(paths.tokenizer_file(spec.corpus, spec.lm))
-    texts = read_splits(spec.corpus, ("valid", "test"))
-    lm = build_lm(tok, cfg, params.eval, device)
-    parts = lm.parts(load_split_ids(spec.corpus, tok, "train"), texts["valid"])
     rd = paths.RunDir(spec.run)
+    config = {**asdict(spec), "seed": params.seed, "train": cfg.model_dump(), "eval": params.eval.model_dump()}
     with exclusive(rd.checkpoint_root / LOCK, f"run {spec.run}"):  # one trainer per run
-        prune_runs(rd.checkpoint_root, h, KEEP_HASHES)
-        for part in parts:  # the last part is the model the run is about
-            seed_everything(params.seed)  # the initial weights follow the seed
-            result = train(lm.build(part), part.ids, part.cfg, seed=params.seed, newline_id=part.newline_id,
-                           ckpt_dir=rd.checkpoints(h, part.name), params_hash=h, evaluate=part.evaluate,
-                           callbacks=callbacks if part is parts[-1] else (),
-                           progress=progress, device=device)  # leaves the best state in the net
+        others = [d for d in rd.checkpoint_root.glob("*") if d.is_dir() and d.name != h]
+        tracker = Tracker(params.tracking, corpus=spec.corpus, run=spec.run, stage=f"train@{spec.run}",
+                          params_hash=h, params=config,
+                          tags={"device": str(device), "torch": torch.__version__}, state_dir=rd.checkpoint_root / h,
+                          stale_dirs=others)  # its agent imports mlflow while the data loads
+        try:
+            prune_runs(rd.checkpoint_root, h, KEEP_HASHES)
+            tok = load_tokenizer(paths.tokenizer_file(spec.corpus, spec.lm))
+            texts = read_splits(spec.corpus, ("valid", "test"))
+            lm = build_lm(tok, cfg, params.eval, device)
+            parts = lm.parts(load_split_ids(spec.corpus, tok, "train"), texts["valid"])
+            tracker.started()  # an unreachable store stops the run here, before any training
+            for part in parts:  # the last part is the model the run is about
+                seed_everything(params.seed)  # the initial weights follow the seed
+                result = train(lm.build(part), part.ids, part.cfg, seed=params.seed, newline_id=part.newline_id,
+                               ckpt_dir=rd.checkpoints(h, part.name), params_hash=h, evaluate=part.evaluate,
+                               callbacks=[*callbacks, tracker] if part is parts[-1] else (),
+                               progress=progress, device=device)  # leaves the best state in the net
+        except BaseException:
+            tracker.close()  # the agent ends the MLflow run KILLED; a re-run resumes it
+            raise
 
     metrics = {
         **asdict(spec),
         "seed": params.seed,
+        "params_hash": h,
         "n_params": lm.n_params,
         "epochs": result.epochs,
         "wall_s": result.wall_s,
@@ -121,8 +138,10 @@ def train_run(params: Params, spec: RunSpec, callbacks=(), progress: bool = True
         "valid": None,
         "test": None,
     }
+    logged = [paths.tokenizer_file(spec.corpus, spec.lm)]
     if result.best_state is None:  # only when the very first epoch diverged
-        return RunResult(metrics, result.records)
+        return RunResult(metrics, result.records, files={paths.CONFIG: lambda path: write_json(path, config)},
+                         tracker=tracker, logged=logged)
     # the best epoch's valid scores are in its record
     best = result.records[result.best_epoch - 1]
     metrics["best_epoch"] = result.best_epoch
@@ -133,4 +152,5 @@ def train_run(params: Params, spec: RunSpec, callbacks=(), progress: bool = True
     return RunResult(metrics, result.records, files={
         paths.WEIGHTS: lambda path: save_torch(state, path),
         paths.SAMPLES: lambda path: write_text(path, samples),
-    })
+        paths.CONFIG: lambda path: write_json(path, config),
+    }, tracker=tracker, logged=logged)

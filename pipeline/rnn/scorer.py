@@ -14,6 +14,11 @@ the vocabulary (each occurrence counts), so its mass goes where <unk> words actu
 Strictly the speller can also spell in-vocabulary words, a little mass that no string
 receives; the hybrid's NLL is therefore an upper bound, never flattering, and its bits/char
 compare directly with the char and subword models.
+The corpus' unknown-word marker (PTB's `<unk>`), when named, is the `<unk>` with the empty
+spelling: log P_word(<unk> | ctx) + log P_speller(<eow>). Spelled words are non-empty, so the
+marker and the spelled words share P_word(<unk> | ctx) without counting it twice, and the
+probabilities of all texts still sum to at most 1. Such a text is scored as it is written,
+so it is not open-vocabulary (`n_unk_marker` > 0): its real words are unknown.
 """
 
 from __future__ import annotations
@@ -76,23 +81,28 @@ class RNNScorer:
         self.open_vocab = open_vocab
 
     def score(self, segments: list[str]) -> Score:
-        return self.score_ids([self.tok.encode(s) for s in segments])
+        ids = [self.tok.encode(s) for s in segments]
+        nll, n_tokens = self.nll(ids)
+        oov, marked = (sum(c) for c in zip(*map(self.tok.unknowns, segments, ids))) if ids else (0, 0)
+        return Score(nll, n_tokens, oov, marked)
 
-    def score_ids(self, ids: list[np.ndarray]) -> Score:
+    def nll(self, ids: list[np.ndarray]) -> tuple[float, int]:
+        """Summed NLL and the number of tokens the model predicts, of the encoded segments."""
         seqs = [self.tok.model_ids(a) for a in ids]
         nll = sequence_nll(self.model, seqs, self.tok.newline_id, self.cfg.batch_size, self.cfg.bptt, self.device)
-        return Score(float(nll.sum()), sum(map(len, seqs)), sum(map(self.tok.n_oov, ids)))
+        return float(nll.sum()), sum(map(len, seqs))
 
 
 class HybridScorer(RNNScorer):
-    """Word RNN + speller: every <unk> is charged log P_speller of its spelling."""
+    """Word RNN + speller: every <unk> is charged log P_speller of its spelling (the marker's:
+    <eow> alone)."""
 
     def __init__(self, model: RNNLM, speller: RNNLM, tok: HybridTokenizer, cfg: EvalConfig, device: torch.device):
         super().__init__(model, tok, cfg, device, open_vocab=True)
         self.speller = speller
 
-    def score_ids(self, ids: list[np.ndarray]) -> Score:
-        words = super().score_ids(ids)
+    def nll(self, ids: list[np.ndarray]) -> tuple[float, int]:
+        words, n_tokens = super().nll(ids)
         spellings = [np.asarray(s) for a in ids for s in self.tok.spellings(a)]
         spelled = speller_nll(self.speller, spellings, self.tok.eow_id, self.cfg, self.device)
-        return Score(words.nll_nats + float(spelled.sum()), words.n_tokens, words.n_oov)
+        return words + float(spelled.sum()), n_tokens

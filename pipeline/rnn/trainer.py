@@ -40,7 +40,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Protocol, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -60,9 +60,15 @@ log = logging.getLogger(__name__)
 SYNC_S = 1.0  # seconds between device->host reads in the training loop
 
 
-class Callback(Protocol):
+class Callback:
+    """What the trainer calls back; subclasses override what they need."""
+
     def on_epoch_end(self, record: dict) -> bool | None:
         """Called after every epoch with its record; return True to stop training."""
+
+    def on_sync(self, point: dict) -> None:
+        """Called at every read of the running sums (every SYNC_S seconds): {"step": global
+        optimizer step, "epoch": fractional epoch, "train_loss": nats/token of the epoch so far}."""
 
 
 @dataclass
@@ -99,7 +105,10 @@ def configure_torch(cfg: TrainConfig) -> None:
         torch.set_num_threads(cfg.threads)
     if cfg.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read when cuBLAS starts
-    torch.use_deterministic_algorithms(cfg.deterministic)
+    # torch.use_deterministic_algorithms also imports torch._inductor (seconds of CPU in every
+    # stage) to set torch.compile's flag; nothing here compiles, so set the kernels' flag only.
+    set_flag = getattr(torch._C, "_set_deterministic_algorithms", None)
+    set_flag(cfg.deterministic) if set_flag else torch.use_deterministic_algorithms(cfg.deterministic)
     torch.backends.cudnn.deterministic = cfg.deterministic
 
 
@@ -244,6 +253,10 @@ class _Run:
         def sync() -> bool:
             """Read the sums once: update the bar, say whether training has diverged."""
             loss, norm = torch.stack([p.loss_sum, p.norm_sum]).tolist()
+            point = {"step": p.epoch * batches.n_batches + p.batch, "epoch": p.epoch + p.batch / batches.n_batches,
+                     "train_loss": loss / max(p.tokens, 1)}
+            for cb in callbacks:
+                cb.on_sync(point)
             bar.update(p.epoch * batches.n_tokens + p.tokens - bar.n)
             bar.set_postfix(loss=f"{loss / p.tokens:.4f}", lr=f"{lr:.4g}", refresh=False)
             if math.isfinite(norm) and loss / max(p.tokens, 1) <= self.max_loss:

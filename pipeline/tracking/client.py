@@ -1,0 +1,176 @@
+"""The stage side of tracking: where the store is, and the Tracker that talks to the agent."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.config import TrackingConfig
+from pipeline.errors import UserError
+from pipeline.imports import ROOT as CODE_ROOT
+from pipeline.io import write_text
+
+RUN_ID_FILE = "mlflow_run_id"  # beside a run's checkpoints: a resumed run continues its MLflow run
+
+
+def project_root(cwd: Path | None = None) -> Path:
+    """The project folder, absolute. `dvc exp run --temp` and queued experiments run in copies
+    under <project>/.dvc/tmp/exps/, which DVC deletes: their store is the project's."""
+    cwd = (cwd or Path.cwd()).resolve()
+    parts = cwd.parts
+    for i in range(len(parts) - 3):
+        if parts[i : i + 3] == (".dvc", "tmp", "exps"):
+            return Path(*parts[:i])
+    return cwd
+
+
+@dataclass(frozen=True)
+class Store:
+    uri: str
+    artifacts: str | None  # artifact location of new experiments (file URI), None: the server's
+
+
+def resolve_store(cfg: TrackingConfig) -> Store:
+    """MLFLOW_TRACKING_URI, else tracking.uri, else the project's sqlite file; never relative."""
+    root = project_root()
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or cfg.uri or f"sqlite:///{root / 'mlflow.db'}"
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_absolute():
+        uri = f"sqlite:///{root / uri.removeprefix('sqlite:///')}"
+    if uri.startswith(("http://", "https://", "databricks")):
+        return Store(uri, None)
+    artifacts = Path(cfg.artifacts).expanduser() if cfg.artifacts else root / "mlartifacts"
+    return Store(uri, (artifacts if artifacts.is_absolute() else root / artifacts).as_uri())
+
+
+def git_tags(root: Path) -> dict[str, str]:
+    def git(*args: str) -> str:
+        r = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
+        return r.stdout.strip() if r.returncode == 0 else ""
+
+    commit = git("rev-parse", "HEAD")
+    return {"git_commit": commit or "unknown",
+            "git_dirty": str(bool(git("status", "--porcelain", "--untracked-files=no"))).lower()}
+
+
+def flatten(d: dict, prefix: str = "") -> dict[str, object]:
+    """{"a": {"b": 1}} -> {"a.b": 1}: MLflow params and metrics are flat."""
+    out: dict[str, object] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+class Tracker:
+    """One run's MLflow side. Start it early (the agent imports mlflow meanwhile), call
+    `started()` before training (a bad store is a UserError there), pass it to the trainer as
+    a callback, and hand it to the RunResult: `artifacts.write_run` calls `finish`."""
+
+    def __init__(self, cfg: TrackingConfig, *, corpus: str, run: str, stage: str, params_hash: str,
+                 params: dict, tags: dict[str, str], state_dir: Path | None = None, stale_dirs=()):
+        self.enabled, self.state_dir, self.proc, self.run_name = cfg.enabled, state_dir, None, run
+        self.finished_already = False
+        if not self.enabled:
+            return
+        store = resolve_store(cfg)
+        self.uri = store.uri
+        resume = _read_id(state_dir) if state_dir else None
+        stale = [i for d in stale_dirs if (i := _read_id(d))]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(CODE_ROOT), os.environ.get("PYTHONPATH", "")])}
+        # A session of its own: a Ctrl-C or a kill of the stage's process group must not take the
+        # agent with it, it is what ends the run KILLED when the stage dies.
+        self.proc = subprocess.Popen([sys.executable, "-m", "pipeline.tracking.agent"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True, bufsize=1, env=env, cwd=project_root(),
+                                     start_new_session=True)
+        self._send(op="start", uri=store.uri, artifacts=store.artifacts, timeout_s=cfg.timeout_s,
+                   experiment=cfg.experiment.replace("{corpus}", corpus), run_name=run, resume=resume, stale=stale,
+                   params={k: v for k, v in flatten(params).items()},
+                   tags={**git_tags(project_root()), "dvc_stage": stage, "params_hash": params_hash, **tags})
+        self.run_id: str | None = None
+
+    def _send(self, **msg) -> None:
+        try:
+            self.proc.stdin.write(json.dumps(msg, default=str) + "\n")
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            pass  # the agent died; started()/finish() report it
+
+    def _reply(self) -> dict:
+        line = self.proc.stdout.readline()
+        if not line:
+            return {"ok": False, "error": f"the tracking agent exited ({self.proc.wait()})"}
+        return json.loads(line)
+
+    def started(self) -> None:
+        """Wait for the agent to have opened the run; a store it cannot reach is a UserError."""
+        if not self.enabled or self.run_id:
+            return
+        reply = self._reply()
+        if not reply["ok"]:
+            self.close()
+            raise UserError(f"tracking store {self.uri}: {reply['error']} (set tracking.enabled: false, "
+                            "or tracking.uri / MLFLOW_TRACKING_URI to a store that answers)")
+        self.run_id, self.finished_already = reply["run_id"], reply.get("finished", False)
+        if self.state_dir is not None:
+            write_text(self.state_dir / RUN_ID_FILE, self.run_id + "\n")
+
+    # trainer callbacks ---------------------------------------------------------------------
+    def on_epoch_end(self, record: dict) -> None:
+        if self.enabled and not self.finished_already:
+            metrics = {k: v for k, v in record.items() if isinstance(v, (int, float)) and k != "epoch"}
+            self._send(op="metrics", metrics=metrics, step=record["epoch"])
+
+    def on_sync(self, point: dict) -> None:
+        if self.enabled and not self.finished_already:
+            self._send(op="metrics", metrics={"train_loss_live": point["train_loss"]}, step=point["step"])
+
+    # the end ---------------------------------------------------------------------------------
+    def finish(self, metrics: dict, files: list[Path], curve: Path | None) -> None:
+        """The run's metrics (as metrics/<run>.json holds them), artifacts (the files that exist)
+        and the learning curve drawn from the curve file; the run ends FINISHED, tagged with the
+        run's outcome (ok/diverged/stopped)."""
+        if not self.enabled:
+            return
+        if not self.finished_already:
+            self._send(op="end", status="FINISHED", metrics=final_metrics(metrics), tags={"status": outcome(metrics)},
+                       files=[str(Path(f).resolve()) for f in files if Path(f).is_file()],
+                       curve=str(Path(curve).resolve()) if curve and Path(curve).is_file() else None,
+                       run_name=self.run_name)
+            reply = self._reply()
+            if not reply["ok"]:
+                print(f"warning: tracking store {self.uri}: {reply['error']}", file=sys.stderr)
+        self.close()
+
+    def close(self) -> None:
+        """Close the agent's stdin: a run not finished is ended KILLED by the agent."""
+        if self.proc is not None:
+            self.proc.stdin.close()
+            self.proc.wait()
+            self.proc = None
+
+
+def outcome(metrics: dict) -> str:
+    return "diverged" if metrics.get("diverged") else "stopped" if metrics.get("stopped_early") else "ok"
+
+
+def final_metrics(metrics: dict) -> dict[str, float]:
+    """A run's scalar results as MLflow metrics: test_<name> and best_valid_<name> (the
+    evaluator's names; valid_<name> is the per-epoch history) and the run's own numbers."""
+    def scalars(d: dict | None) -> dict:
+        return {k: v for k, v in (d or {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+    out = scalars(metrics)
+    for split, prefix in (("valid", "best_valid_"), ("test", "test_")):
+        out.update({prefix + k: v for k, v in scalars(metrics.get(split)).items()})
+    return out
+
+
+def _read_id(state_dir: Path) -> str | None:
+    f = Path(state_dir) / RUN_ID_FILE
+    return f.read_text().strip() or None if f.is_file() else None

@@ -1,0 +1,54 @@
+"""DVC and MLflow agree: a grid member DVC restored from its run-cache or a remote, instead of
+running it, is logged from its files. Idempotent: a member is in the store once per params hash."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from pipeline import paths
+from pipeline.config import TrackingConfig
+from pipeline.tracking import store
+from pipeline.tracking.client import final_metrics, flatten, git_tags, outcome, project_root, resolve_store
+
+
+def sync(cfg: TrackingConfig, rows: list[dict]) -> list[str]:
+    """Log every run of `rows` (metrics dicts) missing from the store; returns their run ids."""
+    if not cfg.enabled or not rows:
+        return []
+    where = resolve_store(cfg)
+    client = store.connect(where.uri, cfg.timeout_s)
+    added = []
+    for m in rows:
+        h = m.get("params_hash")
+        if h is None:  # metrics of an older version of the pipeline
+            continue
+        exp = store.experiment_id(client, cfg.experiment.replace("{corpus}", m["corpus"]), where.artifacts)
+        if store.find_run(client, exp, m["run"], h) is None:
+            _log(client, exp, m)
+            added.append(m["run"])
+    return added
+
+
+def _log(client, exp: str, m: dict) -> None:
+    rd = paths.RunDir(m["run"])
+    stage = "ngram" if m["lm"] == "ngram" else "train"
+    config = rd.file(paths.CONFIG)
+    params = json.loads(config.read_text()) if config.is_file() else {k: m[k] for k in ("corpus", "lm") if k in m}
+    tags = {**git_tags(project_root()), "dvc_stage": f"{stage}@{m['run']}", store.PARAMS_HASH: m["params_hash"],
+            "status": outcome(m), "synced_from": "dvc outputs"}
+    run = client.create_run(exp, run_name=m["run"], tags=tags)
+    run_id = run.info.run_id
+    store.log_batch(client, run_id, params=flatten(params))
+    if rd.curve.is_file():
+        with open(rd.curve, encoding="utf-8", newline="") as f:
+            for row in csv.DictReader(f):
+                store.log_batch(client, run_id, step=int(row["epoch"]),
+                                metrics={k: float(v) for k, v in row.items() if v not in ("", None) and k != "epoch"})
+    store.log_batch(client, run_id, metrics=final_metrics(m))
+    for f in [*(p for p in rd.root.glob("*") if p.is_file()),
+              paths.tokenizer_file(m["corpus"], m.get("unit") or m["lm"])]:
+        if Path(f).is_file():
+            client.log_artifact(run_id, str(Path(f).resolve()))
+    client.set_terminated(run_id, "FINISHED")

@@ -1,0 +1,183 @@
+"""MLflow tracking against real stores: an `mlflow server` on 127.0.0.1, the default sqlite
+file, DVC's queued experiments, a run-cache restore, a kill and resume, an unreachable server."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.helpers import dvc_project, ran, repo_params, set_param, write_scenes
+
+pytestmark = pytest.mark.slow
+WORDS = "the king and queen of rome speak to a fool who sings while lords come and go".split()
+TRAIN = "toy-word-lstm-0.0-5"
+RUNS = {TRAIN, "toy-ngram-2"}
+
+
+def tiny_params(corpus: Path, **train) -> dict:
+    params = repo_params()
+    params["corpora"] = {"toy": {"source": "local", "path": str(corpus)}}
+    params["grid"] = {"corpus": ["toy"], "lm": ["word"], "cell": ["lstm"], "dropout": [0.0], "clip": [5]}
+    params["ngram"]["orders"] = [2]
+    params["tokenizers"]["subword"]["vocab_size"] = 300
+    params["train"].update(epochs=2, max_train_tokens=2000, samples=1, sample_tokens=10, **train)
+    params["train"]["model"].update(embed_dim=16, hidden=16)
+    params["prepare"]["split"].update(valid=0.1, test=0.1)
+    return params
+
+
+def project(tmp_path: Path, **env) -> tuple[Path, callable]:
+    d = tmp_path / "proj"
+    d.mkdir()
+    write_scenes(tmp_path / "toy.txt", WORDS, n_scenes=60, n_lines=12)
+    return d, dvc_project(d, tiny_params(tmp_path / "toy.txt"), **env)
+
+
+def runs_by_name(uri: str) -> dict[str, list]:
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("toy")
+    out: dict[str, list] = {}
+    for r in client.search_runs([exp.experiment_id], max_results=1000):
+        out.setdefault(r.info.run_name, []).append(r)
+    return out
+
+
+def assert_complete(uri: str, epochs: int = 2) -> dict:
+    """Every grid member once, FINISHED, with its factors, epoch history and artifacts."""
+    client = MlflowClient(uri)
+    runs = runs_by_name(uri)
+    assert set(runs) == RUNS and all(len(v) == 1 for v in runs.values()), {k: len(v) for k, v in runs.items()}
+    train, ngram = runs[TRAIN][0], runs["toy-ngram-2"][0]
+    assert train.info.status == ngram.info.status == "FINISHED"
+    p = train.data.params
+    assert (p["lm"], p["cell"], p["dropout"], p["clip"], p["train.model.hidden"]) == ("word", "lstm", "0.0", "5", "16")
+    assert (ngram.data.params["lm"], ngram.data.params["order"]) == ("ngram", "2")
+    history = client.get_metric_history(train.info.run_id, "valid_bits_per_char")
+    assert sorted(m.step for m in history) == list(range(1, epochs + 1))
+    assert train.data.metrics["test_bits_per_char"] > 0 and train.data.tags["status"] == "ok"
+    assert {"params_hash", "git_commit", "dvc_stage"} <= set(train.data.tags)
+    names = {a.path for a in client.list_artifacts(train.info.run_id)}
+    assert {"model.pt", "samples.txt", "config.json", "tokenizer.json", "learning_curve.png"} <= names, names
+    assert {"model.arpa.gz", "tokenizer.json"} <= {a.path for a in client.list_artifacts(ngram.info.run_id)}
+    return runs
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(tmp_path):
+    port = free_port()
+    proc = subprocess.Popen([Path(sys.executable).parent / "mlflow", "server", "--host", "127.0.0.1", "--port",
+                             str(port), "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+                             "--artifacts-destination", str(tmp_path / "server-artifacts"), "--workers", "1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    uri = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            assert proc.poll() is None and time.monotonic() < deadline, "mlflow server did not start"
+            time.sleep(0.3)
+    yield uri
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(timeout=30)
+
+
+def test_every_grid_member_reaches_a_tracking_server(tmp_path, server):
+    d, run = project(tmp_path, MLFLOW_TRACKING_URI=server)
+    r = run("dvc", "repro")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert_complete(server)
+    assert not (d / "mlflow.db").exists()  # nothing went to a local store
+
+
+def test_default_store_also_for_queued_experiments_and_run_cache_restores(tmp_path):
+    d, run = project(tmp_path, MLFLOW_TRACKING_URI="")
+    uri = f"sqlite:///{d / 'mlflow.db'}"
+    assert run("dvc", "repro").returncode == 0
+    first = assert_complete(uri)
+
+    # a queued experiment runs in a copy under .dvc/tmp/exps that DVC deletes: its runs land here
+    r = run("dvc", "exp", "run", "--queue", "-S", "train.optim.lr=1.0")
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = run("dvc", "queue", "start")
+    assert r.returncode == 0, r.stdout + r.stderr
+    deadline = time.monotonic() + 300
+    while len(runs_by_name(uri)[TRAIN]) < 2:
+        assert time.monotonic() < deadline, run("dvc", "queue", "status").stdout
+        time.sleep(2)
+    while run("dvc", "queue", "status").stdout.count("Running"):
+        assert time.monotonic() < deadline
+        time.sleep(1)
+    queued = [r for r in runs_by_name(uri)[TRAIN] if r.info.run_id != first[TRAIN][0].info.run_id]
+    assert len(queued) == 1 and queued[0].data.params["train.optim.lr"] == "1.0"
+
+    # change, then revert: DVC restores the first run from its run-cache; MLflow has no duplicate
+    set_param(d / "params.yaml", "train.optim.lr", 1.0)
+    assert run("dvc", "repro").returncode == 0
+    set_param(d / "params.yaml", "train.optim.lr", 2.0)
+    r = run("dvc", "repro")
+    assert r.returncode == 0 and TRAIN not in ran(r.stdout), r.stdout
+    hashes = [x.data.tags["params_hash"] for x in runs_by_name(uri)[TRAIN]]
+    assert len(hashes) == len(set(hashes)) == 2  # lr 2.0 and lr 1.0, once each
+
+
+def test_a_run_dvc_restored_elsewhere_is_logged_once_by_the_report_stage(tmp_path):
+    d, run = project(tmp_path, MLFLOW_TRACKING_URI="")
+    assert run("dvc", "repro").returncode == 0
+    (d / "mlflow.db").unlink()  # as on a machine that pulled the outputs from a remote
+    r = run("dvc", "repro", "-s", "-f", "report")
+    assert r.returncode == 0, r.stdout + r.stderr
+    runs = runs_by_name(f"sqlite:///{d / 'mlflow.db'}")
+    assert set(runs) == RUNS and all(len(v) == 1 for v in runs.values())
+    assert runs[TRAIN][0].data.tags["synced_from"] == "dvc outputs"
+    assert run("dvc", "repro", "-s", "-f", "report").returncode == 0  # idempotent
+    assert all(len(v) == 1 for v in runs_by_name(f"sqlite:///{d / 'mlflow.db'}").values())
+
+
+def test_a_killed_and_resumed_run_is_one_finished_mlflow_run(tmp_path):
+    d, run = project(tmp_path, MLFLOW_TRACKING_URI="")
+    set_param(d / "params.yaml", "train.epochs", 6)
+    set_param(d / "params.yaml", "train.max_train_tokens", None)
+    set_param(d / "params.yaml", "train.checkpoint_minutes", 3e-4)
+    assert run("dvc", "repro", "ngram@toy-ngram-2", "tokenize@toy-word").returncode == 0
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "MLFLOW_TRACKING_URI": ""}
+    proc = subprocess.Popen(["dvc", "repro", f"train@{TRAIN}"], cwd=d, env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not list(d.glob(f"checkpoints/{TRAIN}/*/model/ckpt-1-*.pt")):
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    uri = f"sqlite:///{d / 'mlflow.db'}"
+    deadline = time.monotonic() + 60
+    while runs_by_name(uri)[TRAIN][0].info.status == "RUNNING":  # the agent saw its stage die
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    assert runs_by_name(uri)[TRAIN][0].info.status == "KILLED"
+    assert run("dvc", "repro").returncode == 0
+    assert_complete(uri, epochs=6)
+
+
+def test_an_unreachable_server_stops_the_stage_before_training(tmp_path):
+    d, run = project(tmp_path, MLFLOW_TRACKING_URI=f"http://127.0.0.1:{free_port()}")
+    set_param(d / "params.yaml", "tracking.timeout_s", 2.0)
+    r = run("dvc", "repro", f"train@{TRAIN}")
+    out = r.stdout + r.stderr
+    assert r.returncode != 0 and "exited with 2" in out and "Traceback" not in out, out
+    assert "error: tracking store http://127.0.0.1:" in out and "no answer" in out
+    assert not list(d.glob(f"checkpoints/{TRAIN}/*/model/*.pt"))  # no training happened
