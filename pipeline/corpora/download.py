@@ -5,6 +5,12 @@
 (`staging.staged_dir`) laid out as `layout` says. This module adds source.json and swaps the
 build in: a failed download leaves the previous raw directory (or none), never part of one.
 
+What DVC adds on top: when `dvc repro` re-runs download@<corpus> (its params or sources
+changed) it deletes data/raw/<corpus> before the stage starts, so after a failed re-run the
+folder is gone from the workspace; it is a cached out, so `dvc checkout data/raw/<corpus>`
+brings the last good one back from the DVC cache. A bad params.yaml never gets that far:
+check_params fails first.
+
 Scratch space that must outlive a failed attempt (the url source's resumable `.part` file)
 is `data/raw/.<corpus>.download/`, removed once a download succeeds.
 """
