@@ -226,3 +226,34 @@ def test_resume_after_sigkill_mid_epoch_is_exact(tmp_path, mode):
     assert same_state(fa["model"], fb["model"])
     assert str(fa["optimizer"]) == str(fb["optimizer"]) and torch.equal(fa["rng"]["torch"], fb["rng"]["torch"])
     assert not list((killed / "checkpoints").glob(".ckpt-*.tmp"))
+
+
+class Prune(Callback):
+    """Stops at the first intermediate valid point past `at` epochs; records every point."""
+
+    def __init__(self, at: float):
+        self.at, self.points = at, []
+
+    def on_valid(self, point: dict) -> bool:
+        self.points.append(point)
+        return point["epoch"] >= self.at
+
+
+def test_intermediate_valid_points_change_nothing_and_can_stop_the_run(tmp_path):
+    plain, _ = run(tmp_path / "plain", config())
+    watcher = Prune(at=99)
+    seed_everything(0)
+    cfg = config()
+    model = RNNLM(V, cfg.model)
+    watched = train(model, TRAIN, cfg, seed=0, newline_id=BOS, ckpt_dir=tmp_path / "watched", params_hash="h",
+                    evaluate=evaluate, callbacks=[watcher], report_every=0.25, progress=False)
+    assert stable(watched.records) == stable(plain.records)  # evaluating draws no random numbers
+    epochs = [p["epoch"] for p in watcher.points]
+    assert len(epochs) == 3 * 3 and all(0 < e % 1 < 1 for e in epochs)  # 3 per epoch, none at an epoch end
+    assert all(p["valid_n_tokens"] == len(VALID) for p in watcher.points)
+
+    pruner = Prune(at=1.0)  # the first point inside epoch 2
+    seed_everything(0)
+    pruned = train(RNNLM(V, cfg.model), TRAIN, cfg, seed=0, newline_id=BOS, ckpt_dir=tmp_path / "pruned",
+                   params_hash="h", evaluate=evaluate, callbacks=[pruner], report_every=0.25, progress=False)
+    assert pruned.stopped_early and pruned.epochs == 1 and 1 < pruner.points[-1]["epoch"] < 2

@@ -88,8 +88,10 @@ KEEP_HASHES = 3
 LOCK = "lock"  # checkpoints/<run>/lock: held while the run trains
 
 
-def train_run(params: Params, spec: RunSpec, callbacks=(), progress: bool = True) -> RunResult:
-    """Train and score one grid member. `callbacks` see the MODEL part's epochs.
+def train_run(params: Params, spec: RunSpec, callbacks=(), progress: bool = True,
+              report_every: float | None = None) -> RunResult:
+    """Train and score one grid member. `callbacks` see the MODEL part's epochs (and, with
+    `report_every`, its intermediate valid scores: see `train`).
 
     Resumes from the checkpoints of the same params hash (a killed run, or a finished one:
     then nothing is trained); other params train from scratch in a folder of their own. The
@@ -118,6 +120,7 @@ def train_run(params: Params, spec: RunSpec, callbacks=(), progress: bool = True
                 result = train(lm.build(part), part.ids, part.cfg, seed=params.seed, newline_id=part.newline_id,
                                ckpt_dir=rd.checkpoints(h, part.name), params_hash=h, evaluate=part.evaluate,
                                callbacks=[*callbacks, tracker] if part is parts[-1] else (),
+                               report_every=report_every if part is parts[-1] else None,
                                progress=progress, device=device)  # leaves the best state in the net
         except BaseException:
             tracker.close()  # the agent ends the MLflow run KILLED; a re-run resumes it

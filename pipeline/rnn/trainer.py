@@ -66,6 +66,10 @@ class Callback:
     def on_epoch_end(self, record: dict) -> bool | None:
         """Called after every epoch with its record; return True to stop training."""
 
+    def on_valid(self, point: dict) -> bool | None:
+        """Called at every intermediate evaluation (train(report_every=...)): {"step", "epoch"
+        (fractional), "valid_<metric>": ...}; return True to stop training (a pruned trial)."""
+
     def on_sync(self, point: dict) -> None:
         """Called at every read of the running sums (every SYNC_S seconds): {"step": global
         optimizer step, "epoch": fractional epoch, "train_loss": nats/token of the epoch so far}."""
@@ -146,11 +150,14 @@ def train(
     params_hash: str,
     evaluate: Callable[[RNNLM], dict],
     callbacks: Sequence[Callback] = (),
+    report_every: float | None = None,
     progress: bool = True,
     device: torch.device | None = None,
 ) -> TrainResult:
     """Train `model` (in place) on the 1-D id stream `ids`; on return it holds the best state.
-    Gradients are clipped to `cfg.optim.clip` (0: not clipped).
+    Gradients are clipped to `cfg.optim.clip` (0: not clipped). With `report_every` (a fraction
+    of an epoch), the valid split is also evaluated within epochs and the callbacks' `on_valid`
+    may stop the run there (pruning); evaluation draws no random numbers, so it changes nothing.
 
     Resumes from the newest readable checkpoint in `ckpt_dir`; `params_hash` must
     name everything that shapes the weights (params, data); a checkpoint of another is refused."""
@@ -161,7 +168,7 @@ def train(
     if not run.p.done:
         batches = make_batches(ids, cfg.batching, max_tokens=cfg.max_train_tokens, newline_id=newline_id, seed=seed,
                                device=device)
-        run.fit(batches, evaluate, callbacks, progress)
+        run.fit(batches, evaluate, callbacks, progress, report_every)
     return run.result()
 
 
@@ -243,7 +250,8 @@ class _Run:
         return lr_at(self.cfg.schedule, self.cfg.optim.lr, epoch=self.p.epoch, step=self.p.epoch * n + k,
                      steps_per_epoch=n, valid_losses=[r["valid_loss"] for r in self.p.records])
 
-    def fit(self, batches, evaluate: Callable[[RNNLM], dict], callbacks: Sequence[Callback], progress: bool) -> None:
+    def fit(self, batches, evaluate: Callable[[RNNLM], dict], callbacks: Sequence[Callback], progress: bool,
+            report_every: float | None = None) -> None:
         p, cfg, model, opt = self.p, self.cfg, self.model, self.opt
         self.batches, params = batches, list(model.parameters())
         autocast = torch.autocast(self.device.type, torch.bfloat16, enabled=cfg.bf16 and self.device.type == "cuda")
@@ -264,6 +272,8 @@ class _Run:
             p.diverged_epoch, p.done = p.epoch + 1, True
             return True
 
+        # batches after which the valid split is evaluated within an epoch (not at its end)
+        every = max(1, round(report_every * batches.n_batches)) if report_every else 0
         lr = math.nan
         t_mark = time.monotonic()  # start of the training time not yet added to p.epoch_train_s
         next_sync, next_ckpt = t_mark + SYNC_S, t_mark + cfg.checkpoint_minutes * 60
@@ -288,6 +298,9 @@ class _Run:
                     p.norm_sum += norm
                     torch.maximum(p.norm_max, norm, out=p.norm_max)
                     p.tokens, p.steps, p.batch = p.tokens + batch.n_tokens, p.steps + 1, k + 1
+                    if every and p.batch % every == 0 and p.batch < batches.n_batches:
+                        if sync() or self.valid_point(evaluate, callbacks):
+                            break
 
                     now = time.monotonic()
                     if now >= min(next_sync, next_ckpt) or signals:
@@ -306,6 +319,20 @@ class _Run:
                 stop(self.save(), signals)  # the epoch's end, or the run's (diverged)
                 t_mark = time.monotonic()
                 next_ckpt = t_mark + cfg.checkpoint_minutes * 60
+
+    def valid_point(self, evaluate: Callable[[RNNLM], dict], callbacks: Sequence[Callback]) -> bool:
+        """An intermediate valid evaluation; True when a callback stops the run there."""
+        p, n = self.p, self.batches.n_batches
+        self.model.eval()
+        with torch.no_grad():
+            metrics = {k: v.item() if isinstance(v, (np.generic, torch.Tensor)) else v
+                       for k, v in evaluate(self.model).items()}
+        self.model.train()
+        point = {"step": p.epoch * n + p.batch, "epoch": p.epoch + p.batch / n,
+                 **{f"valid_{k}": v for k, v in metrics.items()}}
+        if any([bool(cb.on_valid(point)) for cb in callbacks]):  # every callback sees every point
+            p.stopped_early = p.done = True
+        return p.done
 
     def end_epoch(self, evaluate: Callable[[RNNLM], dict], callbacks: Sequence[Callback]) -> None:
         p, model = self.p, self.model
