@@ -181,3 +181,27 @@ def test_an_unreachable_server_stops_the_stage_before_training(tmp_path):
     assert r.returncode != 0 and "exited with 2" in out and "Traceback" not in out, out
     assert "error: tracking store http://127.0.0.1:" in out and "no answer" in out
     assert not list(d.glob(f"checkpoints/{TRAIN}/*/model/*.pt"))  # no training happened
+
+
+def test_parallel_runs_on_a_fresh_sqlite_store_neither_race_nor_lock(tmp_path, monkeypatch):
+    """Three runs start at once on a store that does not exist yet (MLflow's schema migration
+    races when run in parallel) and log at once (sqlite's 'database is locked')."""
+    from pipeline.config import TrackingConfig
+    from pipeline.tracking import Tracker
+
+    uri = f"sqlite:///{tmp_path / 'fresh.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    trackers = [Tracker(TrackingConfig(), corpus="toy", run=f"r{i}", stage=f"train@r{i}", params_hash=f"h{i}",
+                        params={"lm": "word", "i": i}, tags={}) for i in range(3)]
+    for t in trackers:
+        t.started()
+    for epoch in range(1, 41):
+        for t in trackers:
+            t.on_epoch_end({"epoch": epoch, "train_loss": 1.0 / epoch, "valid_bits_per_char": 2.0 / epoch})
+    for t in trackers:
+        t.finish({"run": "x", "test": {"bits_per_char": 1.5}, "diverged": False}, [], None)
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("toy").experiment_id])
+    assert sorted(r.info.run_name for r in runs) == ["r0", "r1", "r2"]
+    assert all(r.info.status == "FINISHED" and r.data.metrics["test_bits_per_char"] == 1.5 for r in runs)
+    assert all(len(client.get_metric_history(r.info.run_id, "train_loss")) == 40 for r in runs)
