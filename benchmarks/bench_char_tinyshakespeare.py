@@ -56,7 +56,7 @@ def main() -> None:
         splits = {s: str(tmp / "src" / ("train.txt" if s == "train" else "valid.txt"))
                   for s in ("train", "valid", "test")}
         params["corpora"] = {"tinyshakespeare": {"source": "local", "splits": splits}}
-        params["grid"]["corpus"] = ["tinyshakespeare"]
+        params["grid"].update(corpus=["tinyshakespeare"], lm=["char"])
         params["train"].update(epochs=args.epochs, max_train_tokens=args.tokens, device=args.device, samples=1)
         params["train_overrides"] = {"char": {
             "model": {"embed_dim": args.hidden, "hidden": args.hidden, "layers": args.layers,

@@ -73,18 +73,19 @@ def bare_tokens_per_s(c: dict, n_batches: int, warmup: int, device: torch.device
 
 def trainer_tokens_per_s(c: dict, n_batches: int, device: torch.device, threads: int) -> tuple[float, float]:
     cfg = TrainConfig.model_validate({
-        "model": {"embed_dim": c["embed"], "hidden": c["hidden"], "layers": 2},
+        "model": {"cell": "lstm", "embed_dim": c["embed"], "hidden": c["hidden"], "layers": 2,
+                  "dropout": c["dropout"]},
         "batching": {"mode": "stream", "batch_size": c["batch"], "bptt": c["bptt"]},
-        "optim": {"name": "sgd", "lr": 1.0},
+        "optim": {"name": "sgd", "lr": 1.0, "clip": c["clip"]},
         "schedule": {"kind": "constant"},
         "epochs": 1, "device": device.type, "threads": threads, "checkpoint_minutes": 1e6,
         "max_train_tokens": n_batches * c["batch"] * c["bptt"],  # exactly n_batches windows
     })
     ids = np.random.default_rng(0).integers(0, c["vocab"], cfg.max_train_tokens)
-    model = RNNLM(c["vocab"], cfg.model, "lstm", c["dropout"])
+    model = RNNLM(c["vocab"], cfg.model)
     with tempfile.TemporaryDirectory() as d:
         t0 = time.perf_counter()
-        result = train(model, ids, cfg, clip=c["clip"], seed=0, newline_id=0, run_dir=Path(d), params_hash="bench",
+        result = train(model, ids, cfg, seed=0, newline_id=0, ckpt_dir=Path(d), params_hash="bench",
                        evaluate=lambda m: {"nll_nats": 1.0, "n_tokens": 1}, progress=False, device=device)
         call_s = time.perf_counter() - t0
     assert not result.diverged
