@@ -6,6 +6,8 @@ with the word and char tokenizers); a word is a run of non-whitespace (str.split
 
 from __future__ import annotations
 
+import re
+
 
 def split_lines(text: str) -> list[str]:
     """Lines with their "\\n" kept; a last line without one is kept as it is."""
@@ -16,3 +18,10 @@ def split_lines(text: str) -> list[str]:
 def count_words(text: str) -> int:
     """Words plus one end-of-line per line ("\\n" is whitespace: no word spans two lines)."""
     return len(text.split()) + len(split_lines(text))
+
+
+def count_word(text: str, word: str) -> int:
+    """How many of the whitespace-separated words of `text` are exactly `word` (no list of the
+    text's words is built: a WikiText-103 split has 100M of them). `\\s` is the whitespace
+    str.split() splits on."""
+    return sum(1 for _ in re.finditer(rf"(?<!\S){re.escape(word)}(?!\S)", text))

@@ -11,7 +11,7 @@ import numpy as np
 
 from pipeline import paths
 from pipeline.config import TOKENIZERS
-from pipeline.corpora.text import read_splits
+from pipeline.corpora.text import read_splits, read_unk_marker
 from pipeline.io import atomic_open, check_writable, write_json
 from pipeline.tokenizers import tokenize_splits
 from stages._cli import corpus_stage, run
@@ -24,7 +24,9 @@ def main(argv: list[str] | None = None) -> None:
     cfg = getattr(params.tokenizers, args.tokenizer)
     check_writable(paths.tokens_dir(args.corpus, args.tokenizer))
 
-    tok, ids, stats = tokenize_splits(args.tokenizer, read_splits(args.corpus), cfg)
+    # the corpus' unknown-word marker comes with the text (prepare's stats.json, a dep), not
+    # from params: DVC cannot track a key that most corpus entries leave out
+    tok, ids, stats = tokenize_splits(args.tokenizer, read_splits(args.corpus), cfg, read_unk_marker(args.corpus))
     tok.save(paths.tokenizer_file(args.corpus, args.tokenizer))
     for split, a in ids.items():
         with atomic_open(paths.split_tokens(args.corpus, args.tokenizer, split)) as f:

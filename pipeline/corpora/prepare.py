@@ -30,6 +30,11 @@ Splits: a corpus with its own splits keeps them. Otherwise (`prepare.split.by`):
 
 Output: `{train,valid,test}.txt`, every line ending in "\\n", and `stats.json`, counted on the
 text written. Same raw bytes + same params = same output bytes.
+
+The corpus' unknown-word marker (`unk_marker` of its config, recorded in the raw source.json)
+is part of how the text is written, so it travels with the text: `stats.json` holds it as it
+reads in the output (lowercased with the text, NFC-normalized with it), and the tokenize stage
+takes it from there (a tokenizer records it in turn, for the model stages and the evaluator).
 """
 
 from __future__ import annotations
@@ -180,10 +185,23 @@ def split_corpus(raw_dir: Path, cfg: PrepareConfig) -> tuple[str, dict[str, Line
     return how, splits
 
 
+def marker_in_text(marker: str | None, cfg: PrepareConfig, verbatim: bool) -> str | None:
+    """The unknown-word marker as the prepared text spells it."""
+    if marker is None:
+        return None
+    if cfg.lowercase:
+        marker = marker.lower()
+    return marker if verbatim else unicodedata.normalize("NFC", marker)
+
+
 def prepare(raw_dir: str | Path, out_dir: str | Path, cfg: PrepareConfig) -> dict:
     """Write out_dir/{train,valid,test}.txt and stats.json; returns the stats."""
-    how, splits = split_corpus(Path(raw_dir), cfg)
-    result = {"split_by": how, **{s: stats(splits[s]) for s in SPLITS}}
+    raw_dir = Path(raw_dir)
+    marker = layout.read_unk_marker(raw_dir)
+    how, splits = split_corpus(raw_dir, cfg)
+    keep = _keeps_verbatim(cfg, layout.read_layout(raw_dir))
+    result = {"split_by": how, "unk_marker": marker_in_text(marker, cfg, keep),
+              **{s: stats(splits[s]) for s in SPLITS}}
     result["total"] = stats([line for s in SPLITS for line in splits[s]])
     with staged_dir(out_dir) as build:
         for s in SPLITS:

@@ -2,7 +2,11 @@
 
 A model plugs in through `Scorer`: given text segments (each a run of whole lines, each
 line ending in "\\n"), it returns the summed natural-log NLL of every segment, scored from a
-fresh state, with the number of tokens in its own units and how many of them were `<unk>`.
+fresh state, with the number of tokens in its own units, how many of them were `<unk>` for a
+unit outside the vocabulary (`n_oov`), and how many words of the text were the corpus' own
+unknown-word marker (`n_unk_marker`, e.g. PTB's `<unk>`; counted for every LM type, whatever
+its tokenizer makes of the marker). Either makes the score one of a closed vocabulary: the
+text's real words are not what was scored.
 
 The evaluator fixes what a token may condition on: the text is cut into segments of
 `segment_lines` lines, taken from the raw text itself, and each segment is scored
@@ -29,17 +33,20 @@ class Score:
 
     nll_nats: float
     n_tokens: int
-    n_oov: int  # tokens scored as <unk> (mass the model does not spend on the real string)
+    n_oov: int  # units outside the vocabulary, scored as <unk> (mass not spent on the real string)
+    n_unk_marker: int  # words of the text that were the corpus' unknown-word marker
 
     def __add__(self, other: "Score") -> "Score":
         return Score(
-            self.nll_nats + other.nll_nats, self.n_tokens + other.n_tokens, self.n_oov + other.n_oov
+            self.nll_nats + other.nll_nats, self.n_tokens + other.n_tokens, self.n_oov + other.n_oov,
+            self.n_unk_marker + other.n_unk_marker,
         )
 
 
 class Scorer(Protocol):
     # True when the model gives every string a probability (char with full coverage,
     # subword, hybrid); False for closed vocabularies (word, ngram) whose <unk> swallows mass.
+    # A text with an unknown-word marker is never scored open: its real words are unknown.
     open_vocab: bool
 
     def score(self, segments: list[str]) -> Score: ...
@@ -62,10 +69,11 @@ def evaluate(scorer: Scorer, text: str, segment_lines: int) -> dict:
         "n_chars": n_chars,
         "n_words": n_words,
         "n_oov": s.n_oov,
+        "n_unk_marker": s.n_unk_marker,
         "token_ppl": math.exp(min(nll / s.n_tokens, 700)) if finite and s.n_tokens else float("inf"),
         "bits_per_char": nll / (math.log(2) * n_chars) if n_chars else float("nan"),
         "nats_per_char": nll / n_chars if n_chars else float("nan"),
         "word_ppl": math.exp(min(nll / n_words, 700)) if finite and n_words else float("inf"),
         "oov_rate": s.n_oov / s.n_tokens if s.n_tokens else 0.0,
-        "open_vocab": bool(scorer.open_vocab and s.n_oov == 0),
+        "open_vocab": bool(scorer.open_vocab and s.n_oov == 0 and s.n_unk_marker == 0),
     }

@@ -12,8 +12,9 @@ Conventions (those of KenLM's lmplz, except where noted):
   gamma(h) = sum_w D(a(hw)) / A(h); h' drops h's first token; an unseen context h has
   p_k = p_{k-1}. Order 1 interpolates with the uniform distribution over every symbol but
   `<s>`, so each vocabulary unit has mass.
-- `<unk>` is an ordinary token here: the tokenizer's rare/capped words are in the training
-  stream as `<unk>` (lmplz instead refuses `<unk>` in text and gives it the uniform share only).
+- `<unk>` is an ordinary token here: the tokenizer's rare/capped words, and the corpus'
+  unknown-word marker (PTB's literal `<unk>`, when the corpus names it), are in the training
+  stream as `<unk>`, and it is estimated like any word.
 
 The result is exactly a back-off model: stored probabilities are the interpolated ones and
 each context's back-off weight is its gamma (see model.py).

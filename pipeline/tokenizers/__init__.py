@@ -19,28 +19,31 @@ KINDS: dict[str, type[Tokenizer]] = {
 }
 
 
-def train_tokenizer(kind: str, text: str, cfg) -> Tokenizer:
-    """Fit tokenizer `kind` on train text with its section of params.tokenizers."""
-    return KINDS[kind].train(text, cfg)
+def train_tokenizer(kind: str, text: str, cfg, unk_marker: str | None = None) -> Tokenizer:
+    """Fit tokenizer `kind` on train text with its section of params.tokenizers; `unk_marker`:
+    the word the corpus' text uses for unknown words, if any (see base.py)."""
+    return KINDS[kind].train(text, cfg, unk_marker)
 
 
-
-
-def tokenize_splits(kind: str, texts: dict[str, str], cfg) -> tuple[Tokenizer, dict[str, np.ndarray], dict]:
+def tokenize_splits(kind: str, texts: dict[str, str], cfg, unk_marker: str | None = None,
+                    ) -> tuple[Tokenizer, dict[str, np.ndarray], dict]:
     """Fit on texts["train"], encode every split; ids in the smallest dtype, plus stats."""
-    tok = train_tokenizer(kind, texts["train"], cfg)
+    tok = train_tokenizer(kind, texts["train"], cfg, unk_marker)
     full = {split: tok.encode(text) for split, text in texts.items()}
     dtype = smallest_uint(tok.n_ids)
     ids = {split: a.astype(dtype) for split, a in full.items()}
-    stats: dict = {"kind": kind, "vocab_size": tok.vocab_size, "dtype": dtype.name, "splits": {}}
+    stats: dict = {"kind": kind, "vocab_size": tok.vocab_size, "dtype": dtype.name, "unk_marker": unk_marker,
+                   "splits": {}}
     for split, a in full.items():
-        m, oov = tok.model_ids(a), tok.n_oov(a)
+        m = tok.model_ids(a)
+        oov, marked = tok.unknowns(texts[split], a)
         s = {
             "tokens": int(len(m)),
             "chars": len(texts[split]),
             "tokens_per_char": len(m) / max(len(texts[split]), 1),
-            "oov": oov,
+            "oov": oov,  # units outside the vocabulary
             "oov_rate": oov / max(len(m), 1),
+            "unk_markers": marked,  # words that were the corpus' unknown-word marker
         }
         if kind == "hybrid":  # words spelled by the speller (not lost: the model is open)
             s["unk_words"] = tok.n_unk_words(a)

@@ -7,8 +7,16 @@ Conventions every tokenizer keeps, so the trainer and the evaluator need no spec
   "\\n"): it is the input that precedes the first token of a segment, as if the segment
   followed a line break.
 - `model_ids(ids)` is the stream the language model itself predicts (for hybrid: the word
-  level, spellings removed); `n_oov(ids)` counts its `<unk>` tokens.
-- One JSON file records `kind` and everything needed to rebuild the tokenizer.
+  level, spellings removed).
+- `unk_marker`: the word the corpus' text uses for unknown words (PTB's `<unk>`), or None.
+  Word-level tokenizers (word, hybrid, and the n-gram's) map it to their `<unk>`; char and
+  subword keep it as the characters it is (char's `<unk>` is one unknown character, subword has
+  none). `unknowns(text, ids)` counts apart, for every tokenizer, the units outside the
+  vocabulary (`n_oov`) and the words that were the marker in the text (`n_unk_marker`): the
+  evaluator reports both, and a text with either is not scored open-vocabulary.
+- Specials never collide with text: with no marker named, a literal `<unk>`, `<eos>`, `<s>` or
+  `<eow>` in the text is an ordinary word (or characters), never the tokenizer's own symbol.
+- One JSON file records `kind`, the marker and everything needed to rebuild the tokenizer.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import numpy as np
 from pipeline import paths
 from pipeline.errors import UserError
 from pipeline.io import write_json
+from pipeline.text import count_word
 
 UNK = "<unk>"
 EOS = "<eos>"
@@ -30,9 +39,11 @@ EOS = "<eos>"
 
 class Tokenizer(ABC):
     kind: ClassVar[str]
+    marker_is_unk: ClassVar[bool] = False  # whether encode maps `unk_marker` to `unk_id`
     vocab: list[str]  # id -> symbol, for the model's own units
     unk_id: int | None
     newline_id: int
+    unk_marker: str | None = None  # the corpus' unknown-word marker (see the module doc)
 
     @property
     def vocab_size(self) -> int:
@@ -51,7 +62,7 @@ class Tokenizer(ABC):
 
     @abstractmethod
     def state(self) -> dict:
-        """JSON-able state; `from_state` rebuilds the tokenizer from it."""
+        """JSON-able state (the marker included); `from_state` rebuilds the tokenizer from it."""
 
     @classmethod
     @abstractmethod
@@ -60,8 +71,17 @@ class Tokenizer(ABC):
     def model_ids(self, ids: np.ndarray) -> np.ndarray:
         return ids
 
-    def n_oov(self, ids: np.ndarray) -> int:
-        return 0 if self.unk_id is None else int((self.model_ids(ids) == self.unk_id).sum())
+    def n_unk_marker(self, text: str) -> int:
+        """Words of `text` that are the corpus' unknown-word marker (0 when none is named)."""
+        return count_word(text, self.unk_marker) if self.unk_marker else 0
+
+    def unknowns(self, text: str, ids: np.ndarray) -> tuple[int, int]:
+        """(n_oov, n_unk_marker) of `text`, encoded as `ids`: the model's `<unk>` tokens that
+        stand for a unit outside the vocabulary, and the words that were the marker in the text
+        (whatever they are encoded as: one `<unk>` here when `marker_is_unk`, else characters)."""
+        marked = self.n_unk_marker(text)
+        unk = 0 if self.unk_id is None else int(np.count_nonzero(self.model_ids(ids) == self.unk_id))
+        return unk - (marked if self.marker_is_unk else 0), marked
 
     def save(self, path: str | Path) -> None:
         write_json(path, {"kind": self.kind, **self.state()})

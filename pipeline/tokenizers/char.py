@@ -2,6 +2,11 @@
 
 Characters seen fewer than `min_count` times in train, and characters never seen, map to
 `<unk>` (id 0); the evaluator counts them as OOV, so such a text is not scored open-vocab.
+
+The corpus' unknown-word marker (`unk_marker`, e.g. PTB's `<unk>`) stays the characters it is
+written with: the char model's `<unk>` is one unknown character, not a word, and a marker
+spelled out is lossless. The evaluator still counts the marker's occurrences (n_unk_marker),
+so a text that has one is not scored open-vocab: its real words are unknown.
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ from pipeline.tokenizers.base import UNK, Tokenizer
 class CharTokenizer(Tokenizer):
     kind = "char"
 
-    def __init__(self, chars: list[str]):
+    def __init__(self, chars: list[str], unk_marker: str | None = None):
+        self.unk_marker = unk_marker
         # "\n" always has an id: it is the line-break unit (newline_id) every segment starts from
         self.vocab = [UNK] + chars + ([] if "\n" in chars else ["\n"])
         self.unk_id = 0
@@ -30,9 +36,9 @@ class CharTokenizer(Tokenizer):
                 self._table[ord(c)] = i
 
     @classmethod
-    def train(cls, text: str, cfg: CharTokenizerConfig) -> "CharTokenizer":
+    def train(cls, text: str, cfg: CharTokenizerConfig, unk_marker: str | None = None) -> "CharTokenizer":
         counts = Counter(text)
-        return cls(sorted(c for c, n in counts.items() if n >= cfg.min_count))
+        return cls(sorted(c for c, n in counts.items() if n >= cfg.min_count), unk_marker)
 
     def encode(self, text: str) -> np.ndarray:
         cps = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
@@ -47,8 +53,8 @@ class CharTokenizer(Tokenizer):
         return "".join(self.vocab[i] for i in np.asarray(ids).tolist())
 
     def state(self) -> dict:
-        return {"chars": self.vocab[1:]}
+        return {"chars": self.vocab[1:], "unk_marker": self.unk_marker}
 
     @classmethod
     def from_state(cls, state: dict) -> "CharTokenizer":
-        return cls(state["chars"])
+        return cls(state["chars"], state.get("unk_marker"))

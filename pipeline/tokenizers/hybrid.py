@@ -6,10 +6,18 @@ character in the speller alphabet (offset by `n_words`), closed by `<eow>`:
 
     "the zounds\\n"  ->  [the] [<unk>] [z o u n d s <eow>] [<eos>]
 
+Every `<unk>` is followed by a spelling, so `<unk>`s and spellings pair one to one. The
+corpus' own unknown-word marker (`unk_marker`, e.g. PTB's `<unk>`), when it names one, is the
+`<unk>` with the empty spelling, `[<unk>] [<eow>]`: a word that is no string of characters. So
+the speller's one distribution covers both: it learns how often an unknown word of train was
+the marker (its `<eow>` first) and how the others are spelled, and the marker's probability,
+P(<unk> | ctx) P_speller(<eow>), is mass no spelled word also draws on. (With no marker named,
+a literal `<unk>` in the text is an ordinary word: in the vocabulary, or spelled `< u n k >`.)
+
 The word RNN sees `model_ids` (spellings removed); the speller, a character RNN, learns the
-spellings. The alphabet is every character of train words, plus `<eow>` and a character
-`<unk>` for letters never seen in train (a word containing one cannot be spelled: it is the
-only case the hybrid model counts as OOV).
+spellings. The alphabet is every character of train, but for spaces and newlines, plus
+`<eow>` and a character `<unk>` for letters never seen in train (a word containing one cannot
+be spelled: it is the only case the hybrid model counts as OOV).
 """
 
 from __future__ import annotations
@@ -27,16 +35,16 @@ EOW = "<eow>"
 class HybridTokenizer(WordTokenizer):
     kind = "hybrid"
 
-    def __init__(self, vocab: list[str], chars: list[str]):
-        super().__init__(vocab)
+    def __init__(self, vocab: list[str], chars: list[str], unk_marker: str | None = None):
+        super().__init__(vocab, unk_marker)
         self.n_words = len(vocab)
         self.alphabet = [EOW, UNK] + chars  # speller ids: 0 = <eow>, 1 = unknown character
         self.eow_id, self.unk_char_id = 0, 1
         self._chars = CharTokenizer(chars)  # ids [<unk>] + chars: each speller id minus one
 
     @classmethod
-    def train(cls, text: str, cfg: WordTokenizerConfig) -> "HybridTokenizer":
-        return cls(build_vocab(text, cfg), sorted(set(text) - {" ", "\n"}))
+    def train(cls, text: str, cfg: WordTokenizerConfig, unk_marker: str | None = None) -> "HybridTokenizer":
+        return cls(build_vocab(text, cfg, unk_marker), sorted(set(text) - {" ", "\n"}), unk_marker)
 
     @property
     def n_ids(self) -> int:
@@ -44,23 +52,26 @@ class HybridTokenizer(WordTokenizer):
 
     def encode(self, text: str) -> np.ndarray:
         ids, words = self.word_level(text)
-        oov = np.flatnonzero(ids < 0)
-        ids[oov] = self.unk_id
-        spelled = [words[j] for j in oov]
-        lengths = np.fromiter(map(len, spelled), dtype=np.int64, count=len(oov))
+        oov = ids < 0  # the marker is already <unk> (its spelling: empty)
+        unk = np.flatnonzero(oov | (ids == self.unk_id))
+        ids[unk] = self.unk_id
+        spelled = [words[j] if oov[j] else "" for j in unk]
+        lengths = np.fromiter(map(len, spelled), dtype=np.int64, count=len(unk))
         chars = self._chars.encode("".join(spelled)) + 1  # speller ids, all spellings in a row
         spellings = np.insert(chars, np.cumsum(lengths), self.eow_id)  # each closed by <eow>
-        return np.insert(ids, np.repeat(oov + 1, lengths + 1), self.n_words + spellings)  # after its <unk>
+        return np.insert(ids, np.repeat(unk + 1, lengths + 1), self.n_words + spellings)  # after its <unk>
 
-    def decode_words(self, ids) -> list[str]:
-        """Words of `ids`; an <unk> with no spelling after it (the model's stream) stays <unk>."""
-        words, spelling = [], None
+    def _words(self, ids) -> list[str | None]:
+        """Words of `ids` (None for a line break); an <unk> with no spelling after it (the model's
+        stream) reads `<unk>`, one with the empty spelling the corpus' marker."""
+        words: list[str | None] = []
+        spelling = None
         for i in np.asarray(ids).tolist():
             if i >= self.n_words:  # a character of the current spelling
                 if spelling is None:
                     continue
                 if i == self.n_words + self.eow_id:
-                    words.append("".join(spelling))
+                    words.append("".join(spelling) or (self.unk_marker or ""))
                     spelling = None
                 else:
                     c = self.alphabet[i - self.n_words]
@@ -70,7 +81,7 @@ class HybridTokenizer(WordTokenizer):
                 words.append(UNK)
             spelling = [] if i == self.unk_id else None
             if i != self.unk_id:
-                words.append(self.vocab[i])
+                words.append(None if i == self.eos_id else self.vocab[i])
         if spelling is not None:
             words.append(UNK)
         return words
@@ -79,22 +90,30 @@ class HybridTokenizer(WordTokenizer):
         return ids[ids < self.n_words]
 
     def spellings(self, ids: np.ndarray) -> list[list[int]]:
-        """The speller id sequences of the <unk> words in `ids`, in order (<eow> included)."""
-        cut = np.flatnonzero(ids == self.n_words + self.eow_id)
-        starts = np.flatnonzero(ids == self.unk_id) + 1
-        return [(ids[s : e + 1] - self.n_words).tolist() for s, e in zip(starts, cut)]
+        """The speller id sequences of the <unk> words in `ids`, in order, each closed by its
+        <eow> (the marker's: <eow> alone). An <unk> with no spelling after it (a model stream)
+        has none."""
+        ids = np.asarray(ids)
+        spelled = ids >= self.n_words
+        starts = np.flatnonzero((ids[:-1] == self.unk_id) & spelled[1:]) + 1
+        ends = np.flatnonzero(ids == self.n_words + self.eow_id)
+        first = np.searchsorted(ends, starts)  # the first <eow> at or after each start
+        starts, ends = starts[first < len(ends)], ends[first[first < len(ends)]]  # (a cut stream)
+        return [(ids[s : e + 1] - self.n_words).tolist() for s, e in zip(starts, ends)]
 
-    def n_oov(self, ids: np.ndarray) -> int:
-        """Words the speller cannot spell (a character unseen in train)."""
-        return sum(self.unk_char_id in s for s in self.spellings(ids))
+    def unknowns(self, text: str, ids: np.ndarray) -> tuple[int, int]:
+        """(n_oov, n_unk_marker): words the speller cannot spell (a character unseen in train),
+        and words that were the corpus' marker (the empty spelling)."""
+        spellings = self.spellings(ids)
+        return sum(self.unk_char_id in s for s in spellings), sum(len(s) == 1 for s in spellings)
 
     def n_unk_words(self, ids: np.ndarray) -> int:
-        """Words outside the word vocabulary (spelled by the speller)."""
-        return int((ids == self.unk_id).sum())
+        """Words outside the word vocabulary (spelled by the speller); the marker is none."""
+        return sum(len(s) > 1 for s in self.spellings(ids))
 
     def state(self) -> dict:
-        return {"vocab": self.vocab, "chars": self.alphabet[2:]}
+        return {"vocab": self.vocab, "chars": self.alphabet[2:], "unk_marker": self.unk_marker}
 
     @classmethod
     def from_state(cls, state: dict) -> "HybridTokenizer":
-        return cls(state["vocab"], state["chars"])
+        return cls(state["vocab"], state["chars"], state.get("unk_marker"))
