@@ -11,6 +11,7 @@ so changing e.g. `tokenizers.word` re-runs only `tokenize@<corpus>-word` and wha
 from __future__ import annotations
 
 import copy
+import difflib
 from pathlib import Path
 from typing import Annotated, Any, Iterable, Literal, Union, get_args
 
@@ -367,6 +368,217 @@ class GridConfig(Strict):
     clip: Annotated[Factor, _in(0, None, ">= 0 (0 = off)")]
 
 
+# ----------------------------------------------------------------------------- tuning
+
+
+def _one_in(lo: float, hi: float | None, what: str):
+    def check(v):
+        if not (lo <= v and (hi is None or v < hi)):
+            raise ValueError(f"must be {what}")
+        return v
+    return AfterValidator(check)
+
+
+class TuneTarget(Strict):
+    """One grid member whose lr schedule a study tunes (the factors as the grid spells them)."""
+
+    corpus: str = Field(pattern=r"^[A-Za-z0-9_.]+$", description="a key of `corpora`")
+    lm: LMType
+    cell: Cell
+    # int | float keeps a value as written (clip 5 stays 5), as the grid's run ids spell it
+    dropout: Annotated[int | float, _one_in(0, 1, "in [0, 1)")]
+    clip: Annotated[int | float, _one_in(0, None, ">= 0 (0 = off)")]
+
+
+def _train_leaves(model: type[BaseModel] = None, prefix: str = "train.") -> set[str]:
+    """The dotted keys of the `train` schema's scalar settings (the hybrid's speller excluded)."""
+    model = model or TrainConfig
+    out: set[str] = set()
+    for name, field in model.model_fields.items():
+        if name == "speller":
+            continue
+        sub = field.annotation
+        if isinstance(sub, type) and issubclass(sub, BaseModel):
+            out |= _train_leaves(sub, f"{prefix}{name}.")
+        else:
+            out.add(f"{prefix}{name}")
+    return out
+
+
+class SearchParam(Strict):
+    """One searched key: a float or int range (optionally log scale or stepped) or a list of
+    choices. Values are checked against the `train` schema before any trial runs."""
+
+    type: Literal["float", "int", "categorical"]
+    low: int | float | None = Field(None, description="float/int: smallest value")
+    high: int | float | None = Field(None, description="float/int: largest value (inclusive)")
+    log: bool = Field(False, description="float/int: sample on a log scale (needs low > 0)")
+    step: int | float | None = Field(None, gt=0, description="float/int: grid step (not with log)")
+    choices: list[str | bool | int | float] | None = Field(None, min_length=1, description="categorical")
+
+    @model_validator(mode="after")
+    def _range(self) -> "SearchParam":
+        if self.type == "categorical":
+            if self.choices is None:
+                raise ValueError("a categorical key needs 'choices' (a list)")
+            extra = [k for k in ("low", "high", "step", "log") if k in self.model_fields_set]
+            if extra:
+                raise ValueError(f"{extra} are for float and int keys, not categorical")
+            if len({repr(c) for c in self.choices}) != len(self.choices):
+                raise ValueError(f"duplicate choices in {self.choices}")
+            return self
+        if self.choices is not None:
+            raise ValueError(f"'choices' is for categorical keys, not {self.type}")
+        if self.low is None or self.high is None:
+            raise ValueError(f"a {self.type} key needs 'low' and 'high'")
+        if self.type == "int" and not all(isinstance(v, int) for v in (self.low, self.high, self.step or 1)):
+            raise ValueError(f"an int key needs integer low, high and step (got {self.low}, {self.high}, {self.step})")
+        if self.low > self.high:
+            raise ValueError(f"low {self.low} > high {self.high}")
+        if self.log and self.low <= 0:
+            raise ValueError(f"a log-scale range must lie above 0 (low is {self.low})")
+        if self.log and self.step is not None:
+            raise ValueError("'log' and 'step' exclude each other")
+        return self
+
+
+class SamplerConfig(Strict):
+    """The Optuna sampler, every argument explicit (Optuna 5 changed TPE's defaults)."""
+
+    kind: Literal["tpe", "random"] = "tpe"
+    seed: int = Field(0, description="the sampler's seed: same seed, same trial params (one worker)")
+    n_startup_trials: int = Field(3, ge=0, description="tpe: random trials before the model")
+    n_ei_candidates: int = Field(24, ge=1, description="tpe: candidates scored per sample")
+    multivariate: bool = Field(True, description="tpe: model the keys jointly")
+    group: bool = Field(True, description="tpe: multivariate per group of keys sampled together "
+                        "(the schedule's keys depend on its kind)")
+    constant_liar: bool = Field(True, description="tpe: running trials count as bad (parallel workers "
+                                "do not sample the same point)")
+
+    @model_validator(mode="after")
+    def _args(self) -> "SamplerConfig":
+        tpe_only = {"n_startup_trials", "n_ei_candidates", "multivariate", "group", "constant_liar"}
+        if self.kind != "tpe" and tpe_only & self.model_fields_set:
+            raise ValueError(f"{sorted(tpe_only & self.model_fields_set)} are tpe arguments (kind is {self.kind})")
+        if self.group and not self.multivariate:
+            raise ValueError("group needs multivariate: true")
+        return self
+
+
+PRUNER_ARGS = {"median": {"n_startup_trials", "n_warmup_steps", "interval_steps", "n_min_trials"},
+               "hyperband": {"min_resource", "max_resource", "reduction_factor", "bootstrap_count"},
+               "none": set()}
+
+
+class PrunerConfig(Strict):
+    """The Optuna pruner. Steps are the trainer's optimizer steps (intermediate valid scores
+    come every `tune.report_every` epoch and at each epoch's end)."""
+
+    kind: Literal["median", "hyperband", "none"] = "median"
+    n_startup_trials: int = Field(2, ge=0, description="median: trials finished before any is pruned")
+    n_warmup_steps: int = Field(0, ge=0, description="median: steps of a trial before it may be pruned")
+    interval_steps: int = Field(1, ge=1, description="median: prune checks every this many steps")
+    n_min_trials: int = Field(1, ge=1, description="median: trials reporting a step before it may prune")
+    min_resource: int = Field(1, ge=1, description="hyperband: smallest budget (steps)")
+    max_resource: int | Literal["auto"] = Field("auto", description="hyperband: largest budget (steps)")
+    reduction_factor: int = Field(3, ge=2, description="hyperband: 1/this of the trials go on per rung")
+    bootstrap_count: int = Field(0, ge=0, description="hyperband: trials per rung before any promotion")
+
+    @model_validator(mode="after")
+    def _args(self) -> "PrunerConfig":
+        other = (self.model_fields_set - {"kind"}) - PRUNER_ARGS[self.kind]
+        if other:
+            raise ValueError(f"{sorted(other)} are not arguments of the {self.kind} pruner "
+                             f"(it takes {sorted(PRUNER_ARGS[self.kind]) or 'none'})")
+        return self
+
+
+class HeartbeatConfig(Strict):
+    """Dead workers: a trial whose worker stopped beating for `grace_s` is FAIL and re-run."""
+
+    interval_s: int = Field(60, ge=1, description="a running trial's heartbeat period")
+    grace_s: int | None = Field(None, ge=1, description="silence after which a trial is stale (null: 2 x interval)")
+    max_retry: int | None = Field(3, ge=0, description="re-runs of a stale trial (null: no limit)")
+
+
+def _default_space() -> dict:
+    return {
+        "train.optim.lr": {"type": "float", "low": 0.1, "high": 10.0, "log": True},
+        "train.schedule.kind": {"type": "categorical", "choices": ["constant", "exponential", "plateau"]},
+        "train.schedule.rate": {"type": "float", "low": 0.1, "high": 1.0},
+        "train.schedule.decay_steps": {"type": "int", "low": 1, "high": 3},
+        "train.schedule.start_epoch": {"type": "int", "low": 0, "high": 2},
+        "train.schedule.staircase": {"type": "categorical", "choices": [True, False]},
+        "train.schedule.factor": {"type": "float", "low": 0.1, "high": 0.9},
+        "train.schedule.patience": {"type": "int", "low": 0, "high": 2},
+    }
+
+
+class TuneConfig(Strict):
+    """Optuna studies of a grid member's lr schedule (stage tune@<target>, then train_tuned@<target>).
+    `storage`, `workers` and `heartbeat` say where and how trials run, not what they compute:
+    side channels, like `tracking`."""
+
+    targets: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")], TuneTarget] = Field(
+        default_factory=dict, description="name -> grid member; one tune@<name> and train_tuned@<name> each")
+    space: dict[str, SearchParam] = Field(
+        default_factory=_default_space, min_length=1,
+        description="dotted `train` keys to search -> their range; the schedule's keys are searched only "
+        "where the (searched or fixed) schedule kind uses them")
+    n_trials: int = Field(6, ge=1, description="finished (complete or pruned) trials of the study, all workers together")
+    timeout_s: float | None = Field(None, gt=0, description="no new trial after this many seconds (a re-run goes on)")
+    trial: dict[str, Any] = Field(
+        default_factory=dict, description="a partial `train` section merged over every trial's config (its "
+        "budget: epochs, max_train_tokens); not over train_tuned's")
+    report_every: float | None = Field(0.5, gt=0, le=1, description="intermediate valid scores every this "
+                                       "fraction of an epoch (pruning points); null: epoch ends only")
+    enqueue_default: bool = Field(True, description="the target's own values of the searched keys are trial 0")
+    enqueue: list[dict[str, str | bool | int | float]] = Field(
+        default_factory=list, description="more trials to run first, {dotted key: value} (unset keys sampled)")
+    diverged_value: float = Field(100.0, gt=0, description="the value (valid bits/char) of a trial that "
+                                  "diverged: a bad value, not a crash")
+    sampler: SamplerConfig = SamplerConfig()
+    pruner: PrunerConfig = PrunerConfig()
+    storage: str | None = Field(None, description="SQLAlchemy URL of the Optuna storage (TUNE_STORAGE wins); "
+                                "null: sqlite:///<project root>/studies.optuna.db")
+    workers: int = Field(1, ge=1, description="local worker processes (one GPU each where several are visible)")
+    heartbeat: HeartbeatConfig = HeartbeatConfig()
+
+    @field_validator("space")
+    @classmethod
+    def _keys(cls, space: dict) -> dict:
+        leaves = _train_leaves()
+        for key in space:
+            if key not in leaves:
+                near = difflib.get_close_matches(key, sorted(leaves), n=1)
+                raise ValueError(f"{key!r}: not a key of the train schema"
+                                 + (f" (did you mean {near[0]!r}?)" if near else " (e.g. 'train.optim.lr')"))
+            if key.removeprefix("train.") in {".".join(p) for p in FACTOR_KEYS.values()}:
+                raise ValueError(f"{key!r} is a grid factor: set it in the target, not in the search space")
+        return space
+
+    @field_validator("enqueue")
+    @classmethod
+    def _enqueued(cls, trials: list, info: ValidationInfo) -> list:
+        space = info.data.get("space") or {}
+        for i, t in enumerate(trials):
+            unknown = sorted(set(t) - set(space))
+            if unknown:
+                raise ValueError(f"trial {i}: {unknown} not in tune.space")
+        return trials
+
+    @field_validator("trial")
+    @classmethod
+    def _trial(cls, over: dict) -> dict:
+        if "speller" in over:
+            raise ValueError("a trial has no speller settings of its own")
+        try:
+            TrainConfig.model_validate(_deep_merge(TrainConfig().model_dump(exclude={"speller"}), over))
+        except ValidationError as e:
+            raise ValueError("; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors()))
+        return over
+
+
 class Params(Strict):
     seed: int = Field(1337, description="global seed for training")
     corpora: dict[str, CorpusSource] = Field(min_length=1, description="the corpus registry")
@@ -380,12 +592,16 @@ class Params(Strict):
     eval: EvalConfig = EvalConfig()
     tracking: TrackingConfig = TrackingConfig()
     grid: GridConfig
+    tune: TuneConfig = TuneConfig()
 
     @model_validator(mode="after")
     def _cross(self, info: ValidationInfo) -> "Params":
         unknown = [c for c in self.grid.corpus if c not in self.corpora]
         if unknown:
             raise ValueError(f"grid.corpus names {unknown}, not in corpora {sorted(self.corpora)}")
+        unknown = {n: t.corpus for n, t in self.tune.targets.items() if t.corpus not in self.corpora}
+        if unknown:
+            raise ValueError(f"tune.targets name corpora not in corpora {sorted(self.corpora)}: {unknown}")
         where = (info.context or {}).get("where", "params.yaml")  # parse_params passes it
         for lm in {*self.train_overrides, *self.grid.lm}:
             self.train_for(lm, where=where)  # validate every override now, not when a stage runs
@@ -437,7 +653,8 @@ def _factor_overrides(factors: dict[str, Any]) -> dict:
     return out
 
 
-SIDE_CHANNEL = ("tracking",)  # read by stages, but never a reason for DVC to re-run one
+SIDE_CHANNEL = ("tracking", "tune.storage", "tune.workers", "tune.heartbeat")  # read by stages, but never
+# a reason for DVC to re-run one: where results are kept and how work is spread, not what is computed
 
 
 class Undeclared:

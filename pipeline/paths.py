@@ -15,6 +15,7 @@ DATA = Path("data")
 MODELS = Path("models")
 METRICS = Path("metrics")
 CURVES = Path("curves")
+TUNING = Path("tuning")
 CHECKPOINTS = Path("checkpoints")  # git-ignored, never a DVC out (see RunDir.checkpoints)
 REPORTS = Path("reports")
 FIGURES = REPORTS / "figures"
@@ -77,6 +78,12 @@ def metrics_file(run: str) -> Path:
 def curve_file(run: str) -> Path:
     """Per-epoch curve for `dvc plots`."""
     return CURVES / f"{run}.csv"
+
+
+def tuning_dir(target: str) -> Path:
+    """tune@<target>'s results: best params, trials table, summary, plots (a DVC out; the Optuna
+    study itself lives in its storage, see pipeline/tuning/)."""
+    return TUNING / target
 
 
 def figure_file(name: str) -> Path:

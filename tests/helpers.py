@@ -15,9 +15,13 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def repo_params() -> dict:
-    """A fresh copy of the repository's params.yaml."""
-    return yaml.safe_load((ROOT / "params.yaml").read_text())
+def repo_params(tune: bool = False) -> dict:
+    """A fresh copy of the repository's params.yaml; without its tuning targets unless `tune`
+    (they name the default corpus, which test projects replace by their own)."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    if not tune and "tune" in params:
+        params["tune"]["targets"] = {}
+    return params
 
 
 def set_key(params: dict, dotted: str, value) -> dict:

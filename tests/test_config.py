@@ -17,7 +17,7 @@ def with_change(path: str, value):
 
 
 def test_default_params_are_valid():
-    p = parse_params(DEFAULT)
+    p = parse_params(repo_params(tune=True))
     assert set(p.grid.lm) == {"char", "word", "hybrid", "subword"}
 
 

@@ -134,6 +134,7 @@ def train_run(params: Params, spec: RunSpec, callbacks=(), progress: bool = True
         "epochs": result.epochs,
         "wall_s": result.wall_s,
         "tokens_per_s": result.tokens_per_s,
+        "train_tokens": result.train_tokens,
         "diverged": result.diverged,
         "diverged_epoch": result.diverged_epoch,
         "stopped_early": result.stopped_early,

@@ -83,6 +83,7 @@ class TrainResult:
     epochs: int  # epochs run (len(records))
     wall_s: float  # all sessions of this run together
     tokens_per_s: float  # training tokens per training second, all epochs
+    train_tokens: int  # training tokens of the finished epochs (a run's data budget, in its own units)
     diverged: bool
     diverged_epoch: int | None  # 1-based
     stopped_early: bool  # a callback returned True
@@ -380,6 +381,7 @@ class _Run:
             epochs=len(p.records),
             wall_s=p.wall_s,
             tokens_per_s=p.train_tokens / p.train_s if p.train_s > 0 else 0.0,
+            train_tokens=p.train_tokens,
             diverged=p.diverged_epoch is not None,
             diverged_epoch=p.diverged_epoch,
             stopped_early=p.stopped_early,

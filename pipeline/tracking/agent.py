@@ -6,6 +6,8 @@ Messages in, one JSON object per line:
     {"op": "start", "uri", "artifacts", "timeout_s", "experiment", "run_name", "resume", "stale",
      "params", "tags"}                       -> replies {"ok", "run_id", "finished"} or {"ok": false, "error"}
     {"op": "metrics", "metrics", "step"}    -> no reply (an error is printed to stderr)
+    {"op": "log", "run_id", "metrics", "step", "params", "tags"} -> the same, to another run of the
+                                             store (a study's run annotating its trials' runs)
     {"op": "end", "status", "metrics", "tags", "files"} -> replies {"ok"} or {"ok": false, "error"}
 End of input before "end" (the stage exited or was killed) ends the run KILLED.
 """
@@ -48,7 +50,7 @@ def start(msg: dict):
         except Exception:
             run = None  # the store was reset: a new run
     if run is not None and run.info.lifecycle_stage == "active":
-        finished = run.info.status == "FINISHED"
+        finished = run.info.status == "FINISHED" and not msg.get("reopen")
         if not finished:
             client.update_run(run.info.run_id, status="RUNNING")
     else:
@@ -84,13 +86,18 @@ def main() -> None:
                 from pipeline.tracking import store
 
                 store.log_batch(client, run_id, metrics=msg["metrics"], step=msg["step"])
+            elif msg["op"] == "log" and client is not None:
+                from pipeline.tracking import store
+
+                store.log_batch(client, msg["run_id"], metrics=msg["metrics"], step=msg["step"],
+                                params=msg["params"], tags=msg["tags"])
             elif msg["op"] == "end" and client is not None:
                 end(client, run_id, msg)
                 done = True
                 reply(ok=True)
         except Exception as e:  # the stage decides what an error means; the agent keeps going
             error = f"{type(e).__name__}: {e}".splitlines()[0]
-            if msg["op"] == "metrics":
+            if msg["op"] in ("metrics", "log"):
                 print(f"tracking: {error}", file=sys.stderr)
             else:
                 reply(ok=False, error=error)

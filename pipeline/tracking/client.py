@@ -70,10 +70,13 @@ def flatten(d: dict, prefix: str = "") -> dict[str, object]:
 class Tracker:
     """One run's MLflow side. Start it early (the agent imports mlflow meanwhile), call
     `started()` before training (a bad store is a UserError there), pass it to the trainer as
-    a callback, and hand it to the RunResult: `artifacts.write_run` calls `finish`."""
+    a callback, and hand it to the RunResult: `artifacts.write_run` calls `finish`.
+    `reopen`: a resumed run that had FINISHED runs again and is finished anew (a study's run,
+    continued by a later stage run); by default a finished run is left as it is."""
 
     def __init__(self, cfg: TrackingConfig, *, corpus: str, run: str, stage: str, params_hash: str,
-                 params: dict, tags: dict[str, str], state_dir: Path | None = None, stale_dirs=()):
+                 params: dict, tags: dict[str, str], state_dir: Path | None = None, stale_dirs=(),
+                 reopen: bool = False):
         self.enabled, self.state_dir, self.proc, self.run_name = cfg.enabled, state_dir, None, run
         self.finished_already = False
         if not self.enabled:
@@ -90,6 +93,7 @@ class Tracker:
                                      start_new_session=True)
         self._send(op="start", uri=store.uri, artifacts=store.artifacts, timeout_s=cfg.timeout_s,
                    experiment=cfg.experiment.replace("{corpus}", corpus), run_name=run, resume=resume, stale=stale,
+                   reopen=reopen,
                    params={k: v for k, v in flatten(params).items()},
                    tags={**git_tags(project_root()), "dvc_stage": stage, "params_hash": params_hash, **tags})
         self.run_id: str | None = None
@@ -129,6 +133,20 @@ class Tracker:
     def on_sync(self, point: dict) -> None:
         if self.enabled and not self.finished_already:
             self._send(op="metrics", metrics={"train_loss_live": point["train_loss"]}, step=point["step"])
+
+    def on_valid(self, point: dict) -> None:
+        """An intermediate valid score (train(report_every=...)): valid_bits_per_char_live at its step."""
+        if self.enabled and not self.finished_already and "valid_bits_per_char" in point:
+            self._send(op="metrics", metrics={"valid_bits_per_char_live": point["valid_bits_per_char"]},
+                       step=point["step"])
+
+    def log_run(self, run_id: str, *, metrics: dict | None = None, step: int = 0, params: dict | None = None,
+                tags: dict | None = None) -> None:
+        """Log to another run of the same store through this run's agent (no reply; an error is
+        printed by the agent): how a study's run tags and annotates its trials' runs."""
+        if self.enabled and run_id:
+            self._send(op="log", run_id=run_id, metrics=metrics or {}, step=step, params=params or {},
+                       tags=tags or {})
 
     # the end ---------------------------------------------------------------------------------
     def finish(self, metrics: dict, files: list[Path], curve: Path | None) -> None:

@@ -13,25 +13,39 @@ from pipeline.tracking import store
 from pipeline.tracking.client import final_metrics, flatten, git_tags, outcome, project_root, resolve_store
 
 
-def sync(cfg: TrackingConfig, rows: list[dict]) -> list[str]:
-    """Log every run of `rows` (metrics dicts) missing from the store; returns their run ids."""
+UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves a local store (README, "Tracking")
+
+
+def sync(cfg: TrackingConfig, rows: list[dict]) -> dict[str, str]:
+    """Log every run of `rows` (metrics dicts) missing from the store; returns a link to each
+    run's MLflow page by run id (on the tracking server, or where `mlflow ui` serves a local
+    store)."""
     if not cfg.enabled or not rows:
-        return []
+        return {}
     where = resolve_store(cfg)
     client = store.connect(where.uri, cfg.timeout_s)
-    added = []
+    ui = where.uri.rstrip("/") if where.uri.startswith(("http://", "https://")) else UI
+    links = {}
     for m in rows:
         h = m.get("params_hash")
         if h is None:  # metrics of an older version of the pipeline
             continue
         exp = store.experiment_id(client, cfg.experiment.replace("{corpus}", m["corpus"]), where.artifacts)
-        if store.find_run(client, exp, m["run"], h) is None:
-            _log(client, exp, m)
-            added.append(m["run"])
-    return added
+        found = store.find_run(client, exp, m["run"], h)
+        run_id = found.info.run_id if found is not None else _log(client, exp, m)
+        links[m["run"]] = f"{ui}/#/experiments/{exp}/runs/{run_id}"
+    return links
 
 
-def _log(client, exp: str, m: dict) -> None:
+def _number(text: str | None) -> float | None:
+    """A curve cell as a number; flags (True/False) and blanks are not metrics."""
+    try:
+        return float(text) if text not in ("True", "False") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _log(client, exp: str, m: dict) -> str:
     rd = paths.RunDir(m["run"])
     stage = "ngram" if m["lm"] == "ngram" else "train"
     config = rd.file(paths.CONFIG)
@@ -45,10 +59,11 @@ def _log(client, exp: str, m: dict) -> None:
         with open(rd.curve, encoding="utf-8", newline="") as f:
             for row in csv.DictReader(f):
                 store.log_batch(client, run_id, step=int(row["epoch"]),
-                                metrics={k: float(v) for k, v in row.items() if v not in ("", None) and k != "epoch"})
+                                metrics={k: x for k, v in row.items() if k != "epoch" and (x := _number(v)) is not None})
     store.log_batch(client, run_id, metrics=final_metrics(m))
     for f in [*(p for p in rd.root.glob("*") if p.is_file()),
               paths.tokenizer_file(m["corpus"], m.get("unit") or m["lm"])]:
         if Path(f).is_file():
             client.log_artifact(run_id, str(Path(f).resolve()))
     client.set_terminated(run_id, "FINISHED")
+    return run_id

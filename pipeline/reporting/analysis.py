@@ -1,0 +1,259 @@
+"""The report's numbers, as tables of cells: a pivot per LM type, the main effects of the
+factors, the n-gram baselines, the cost of each run, the best run per LM type."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline import paths
+from pipeline.reporting.markup import Cell, Table
+from pipeline.reporting.runs import (FACTORS, RNN_LMS, TRAIN_AXES, UNITS, Design, bpc, closed_vocab, fmt_bpc,
+                                     fmt_delta, fmt_int, fmt_ppl, fmt_seconds, is_ngram, scored, status,
+                                     train_budget)
+
+CLOSED = "\u2020"  # dagger: a closed-vocabulary figure (footnote in the report)
+
+
+def score_cell(m: dict | None, best: bool = False, anchor: bool = False) -> Cell:
+    """Test bits/char with word perplexity beneath; a diverged run says when; no run is blank."""
+    if m is None:
+        return Cell(kind="missing")
+    run = m["run"]
+    if m.get("diverged"):
+        return Cell(status(m), run=run, anchor=anchor, kind="diverged")
+    if not scored(m):
+        return Cell("n/a", run=run, anchor=anchor)
+    closed = closed_vocab(m)
+    return Cell(fmt_bpc(bpc(m)) + (CLOSED if closed else ""), sub=f"ppl {fmt_ppl(m['test'].get('word_ppl'))}",
+                run=run, anchor=anchor, best=best, kind="closed" if closed else "")
+
+
+def best_run(rows: list[dict]) -> dict | None:
+    done = [m for m in rows if scored(m)]
+    return min(done, key=lambda m: (bpc(m), m["run"])) if done else None
+
+
+def lm_groups(design: Design, index: dict[str, dict]) -> list[tuple[str, str, list[dict]]]:
+    """(corpus, lm, runs of that corpus and RNN LM type present) in grid order."""
+    out = []
+    for corpus, lm in itertools.product(design.levels["corpus"], design.levels["lm"]):
+        runs = [index[r] for r, w in design.where.items() if w["corpus"] == corpus and w["lm"] == lm and r in index]
+        out.append((corpus, lm, runs))
+    return out
+
+
+def clip_label(clip: str) -> str:
+    try:
+        return f"clip {clip}" + (" (off)" if float(clip) == 0 else "")
+    except ValueError:
+        return f"clip {clip}"
+
+
+def pivot(design: Design, index: dict[str, dict], corpus: str, lm: str) -> Table:
+    """Rows: cell; columns: dropout x clip; each cell test bits/char (word ppl); best starred."""
+    lv = design.levels
+    cols = list(itertools.product(lv["dropout"], lv["clip"]))
+
+    def member(cell: str, dropout: str, clip: str) -> dict | None:
+        return index.get(design.run(corpus=corpus, lm=lm, cell=cell, dropout=dropout, clip=clip))
+
+    best = best_run([m for c in lv["cell"] for d, k in cols if (m := member(c, d, k)) is not None])
+    rows = [[Cell(cell, kind="label")] + [score_cell(m, best=m is not None and m is best, anchor=True)
+                                          for m in (member(cell, d, k) for d, k in cols)]
+            for cell in lv["cell"]]
+    suffix = f"-{corpus}" if len(lv["corpus"]) > 1 else ""
+    return Table(id=f"pivot-{lm}{suffix}", columns=["cell"] + [clip_label(k) for _, k in cols],
+                 groups=[""] + [f"dropout {d}" for d, _ in cols], rows=rows)
+
+
+# ----------------------------------------------------------------------------- main effects
+
+
+@dataclass
+class Effect:
+    """Mean change of test bits/char from the reference level to `level` of `factor`, for one
+    LM type, over the grid members that differ only in that factor and both scored."""
+
+    factor: str
+    ref: str
+    level: str
+    lm: str
+    delta: float  # nan when no pair scored
+    pairs: int  # pairs averaged
+    possible: int  # pairs in the grid
+
+    @property
+    def label(self) -> str:
+        return f"{self.ref} \u2192 {self.level}"
+
+
+def main_effects(design: Design, index: dict[str, dict]) -> list[Effect]:
+    lv = design.levels
+    out = []
+    for factor in FACTORS:
+        ref, *others = lv[factor]
+        rest = [a for a in TRAIN_AXES if a not in (factor, "lm")]
+        for level, lm in itertools.product(others, lv["lm"]):
+            diffs, possible = [], 0
+            for combo in itertools.product(*(lv[a] for a in rest)):
+                at = dict(zip(rest, combo), lm=lm)
+                new, base = index.get(design.run(**at, **{factor: level})), index.get(design.run(**at, **{factor: ref}))
+                possible += 1
+                if new is not None and base is not None and scored(new) and scored(base):
+                    diffs.append(bpc(new) - bpc(base))
+            delta = sum(diffs) / len(diffs) if diffs else math.nan
+            out.append(Effect(factor, ref, level, lm, delta, len(diffs), possible))
+    return out
+
+
+def effects_table(effects: list[Effect], lms: list[str]) -> Table:
+    rows = []
+    for (factor, label), group in itertools.groupby(effects, key=lambda e: (e.factor, e.label)):
+        by_lm = {e.lm: e for e in group}
+        row = [Cell(factor, kind="label"), Cell(label, kind="label")]
+        for lm in lms:
+            e = by_lm[lm]
+            sub = f"{e.pairs} of {e.possible} pairs" if e.pairs < e.possible else ""
+            row.append(Cell(fmt_delta(e.delta), sub=sub))
+        rows.append(row)
+    return Table(id="main-effects", columns=["factor", "change"] + lms, rows=rows)
+
+
+# ----------------------------------------------------------------------------- n-gram, cost
+
+
+def run_cell(run: str, anchor: bool = False) -> Cell:
+    return Cell(run, run=run, anchor=anchor, is_run_id=True, kind="run")
+
+
+def ngram_table(rows: list[dict]) -> Table:
+    out = []
+    for m in rows:
+        t = m.get("test") or {}
+        closed = closed_vocab(m)
+        out.append([
+            run_cell(m["run"], anchor=True),
+            Cell(str(m.get("order", ""))),
+            Cell(str(m.get("unit", ""))),
+            score_cell(m),
+            Cell(fmt_bpc(bpc(m, "valid"))),
+            Cell(f"closed vocab {CLOSED}" if closed else "open", kind="closed" if closed else ""),
+            Cell(f"{t['oov_rate']:.1%}" if isinstance(t.get("oov_rate"), (int, float)) else ""),
+            Cell(fmt_int(m.get("train_tokens")), sub=UNITS.get(m.get("unit", ""), "") if m.get("train_tokens") else ""),
+        ])
+    return Table(id="ngram-table", columns=["run", "order", "unit", "test bits/char", "valid bits/char", "vocabulary",
+                                      "test OOV", "trained on (tokens)"], rows=out)
+
+
+def unit_of(m: dict) -> str:
+    return UNITS.get(m.get("unit", "word") if is_ngram(m) else m["lm"], "tokens")
+
+
+def train_tokens_cell(m: dict, params: Any) -> Cell:
+    """Tokens the model was trained on: recorded in its metrics, else the RNN's budget from
+    params (an upper bound: the cap times the epochs), else blank."""
+    if isinstance(m.get("train_tokens"), int):
+        return Cell(fmt_int(m["train_tokens"]))
+    budget = None if is_ngram(m) else train_budget(params, m["lm"])
+    if budget is None:
+        return Cell()
+    cap, epochs = budget
+    if cap is None:
+        return Cell("whole split", sub=f"\u00d7 {epochs} epochs")
+    return Cell(f"\u2264 {cap * epochs:,}", sub=f"{cap:,} \u00d7 {epochs} epochs")
+
+
+def cost_table(rows: list[dict], params: Any) -> Table:
+    out = []
+    for m in rows:
+        ngram = is_ngram(m)
+        n = m.get("n_params")
+        size = f"{n:,} {'stored n-grams' if ngram else 'weights'}" if isinstance(n, int) else ""
+        speed = m.get("tokens_per_s")
+        wall = m.get("wall_s", m.get("estimate_s"))
+        out.append([
+            run_cell(m["run"]),
+            Cell(m["lm"]),
+            Cell(size),
+            Cell(unit_of(m)),
+            Cell(f"{speed:,.0f}" if isinstance(speed, (int, float)) else ""),
+            Cell(fmt_seconds(wall), sub="estimation" if ngram and "wall_s" not in m and wall is not None else ""),
+            train_tokens_cell(m, params),
+            Cell(status(m), kind="diverged" if m.get("diverged") else ""),
+        ])
+    columns = ["run", "LM type", "size", "unit", "train tokens/s", "wall time", "train tokens", "status"]
+    keep = [i for i, _ in enumerate(columns) if any(row[i].text for row in out)]  # none known: no column
+    return Table(id="cost-table", columns=[columns[i] for i in keep], rows=[[row[i] for i in keep] for row in out])
+
+
+def best_table(design: Design, index: dict[str, dict], ngrams: list[dict]) -> Table:
+    """The best run of each LM type (and corpus), n-gram first."""
+    rows = []
+    multi = len(design.levels["corpus"]) > 1
+    groups = [(c, "ngram", [m for m in ngrams if m.get("corpus", c) == c]) for c in design.levels["corpus"]]
+    for corpus, lm, runs in groups + lm_groups(design, index):
+        if not runs:
+            continue
+        m = best_run(runs)
+        label = f"{lm} ({corpus})" if multi else lm
+        if m is None:
+            rows.append([Cell(label, kind="label"), Cell("every run diverged", kind="diverged"), Cell(), Cell()])
+            continue
+        rows.append([Cell(label, kind="label"), run_cell(m["run"]), score_cell(m),
+                     Cell(f"closed vocab {CLOSED}" if closed_vocab(m) else "open",
+                          kind="closed" if closed_vocab(m) else "")])
+    return Table(id="best-table", columns=["LM type", "best run", "test bits/char", "vocabulary"], rows=rows)
+
+
+def data_note(ngrams: list[dict], rnn_lms: list[str], params: Any, rnn_rows: list[dict]) -> str:
+    """Whether the models saw the same training data (they usually do not)."""
+    parts = []
+    for m in ngrams[:1]:
+        n = m.get("train_tokens")
+        whole = f" ({n:,} {unit_of(m)})" if isinstance(n, int) else ""
+        parts.append(f"The n-gram models count the whole train split{whole}.")
+    recorded = [m for m in rnn_rows if isinstance(m.get("train_tokens"), int)]
+    if recorded and len(recorded) == len(rnn_rows):
+        parts.append("The RNN runs' training tokens, all epochs, in their own units, are in the cost table's "
+                     "`train tokens` column: compare LM types with the amounts of training data in mind.")
+        return " ".join(parts)
+    budgets = {lm: train_budget(params, lm) for lm in rnn_lms if lm in RNN_LMS}
+    if budgets and all(b is not None and b[0] is None for b in budgets.values()):
+        parts.append("RNN runs train on the whole train split too (no `max_train_tokens` cap), for "
+                     + ", ".join(f"{b[1]} epochs ({lm})" for lm, b in budgets.items()) + ".")
+        return " ".join(parts)
+    if budgets and all(b is not None for b in budgets.values()):
+        each = []
+        for lm, (cap, epochs) in budgets.items():
+            amount = "the whole train split" if cap is None else f"the first {cap:,} {UNITS[lm]}"
+            each.append(f"{lm}: {amount} \u00d7 {epochs} epochs")
+        parts.append("RNN runs train on at most " + "; ".join(each) + " (`train.max_train_tokens`, "
+                     "`train.epochs` and `train_overrides`).")
+    else:
+        parts.append("RNN runs train only on the first `train.max_train_tokens` tokens of the train split (in "
+                     "their own units; `train_overrides.<lm>` may change the cap per LM type, see params.yaml).")
+    parts.append("So models did not see the same amount of training data: compare LM types with that in mind.")
+    return " ".join(parts)
+
+
+# ----------------------------------------------------------------------------- samples
+
+
+def sample_lines(run: str, n: int = 3, width: int = 240) -> list[str] | None:
+    """The first n lines of the run's first generated sample (models/<run>/samples.txt), or None."""
+    f = paths.RunDir(run).file(paths.SAMPLES)
+    if not f.is_file():
+        return None
+    lines = []
+    for line in f.read_text(encoding="utf-8", errors="replace").splitlines():
+        if line.startswith("--- sample"):
+            if lines:
+                break
+            continue
+        lines.append(line if len(line) <= width else line[:width] + "\u2026")
+        if len(lines) == n:
+            break
+    return lines
