@@ -84,6 +84,7 @@ LAYERS = [
     {"corpora", "tokenizers", "evaluation", "tracking"},
     {"artifacts"},
     {"ngram", "rnn"},
+    {"tuning"},
     {"reporting"},
 ]
 LAYER = {name: i for i, names in enumerate(LAYERS) for name in names}
