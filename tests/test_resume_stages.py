@@ -249,19 +249,25 @@ def dvc_repo(d: Path) -> Path:
     return d
 
 
+def finish(reference: subprocess.Popen) -> str:
+    """The output of an uninterrupted reference run, which must succeed (killed if it hangs)."""
+    try:
+        out, _ = reference.communicate(timeout=DEADLINE_S)
+    finally:
+        if reference.poll() is None:
+            reference.kill()
+            reference.wait()
+    assert reference.returncode == 0, shown(out)
+    return out
+
+
 def test_dvc_repro_after_sigkill_resumes_mid_epoch_and_matches_an_uninterrupted_run(tmp_path):
     repro = ["dvc", "repro", f"train@{RUN}"]  # and its upstream stages
     killed, fresh = dvc_repo(tmp_path / "killed"), dvc_repo(tmp_path / "fresh")
     cut = Cut(repro, killed, "model")  # starts at once, in its own thread
     reference = subprocess.Popen(repro, cwd=fresh, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                  text=True)
-    try:
-        ref_out, _ = reference.communicate(timeout=DEADLINE_S)
-    finally:
-        if reference.poll() is None:
-            reference.kill()
-            reference.wait()
-    assert reference.returncode == 0, shown(ref_out)
+    finish(reference)
     second = cut.wait()
 
     at_kill = cut.at_kill["model"]
@@ -322,13 +328,7 @@ def hybrid(tmp_path_factory):
         "speller": Cut(train, dirs["speller"], "speller"),
         "model": Cut(train, dirs["model"], "model"),
     }
-    try:
-        out, _ = reference.communicate(timeout=DEADLINE_S)
-    finally:
-        if reference.poll() is None:
-            reference.kill()
-            reference.wait()
-    assert reference.returncode == 0, shown(out)
+    out = finish(reference)
     assert "resuming from" not in out  # a fresh copy: the reference never resumed
     return dirs["reference"], cuts
 

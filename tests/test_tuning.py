@@ -5,7 +5,6 @@ search space affects. Tiny models on a toy corpus."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal

@@ -8,6 +8,7 @@ per-epoch records, the final weights and samples to write); `artifacts.write_run
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import asdict, dataclass
@@ -46,6 +47,7 @@ class RunSpec:
         return {"cell": self.cell, "dropout": self.dropout, "clip": self.clip}
 
 
+@functools.cache  # the code does not change within a process; tuning calls train_run per trial
 def code_hash() -> str:
     """A hash of the code that shapes a trained model and its scores: this module and every
     project file it imports (the train stage's code deps but its own wiring)."""
