@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> None:
     spec = RunSpec(args.run, args.corpus, *(getattr(grid, f)[0] for f in FACTORS))
 
     rd = paths.RunDir(args.run)
-    check_writable(rd.root, paths.METRICS, paths.CURVES, rd.checkpoint_root)
+    check_writable(rd.root, paths.RESULTS, paths.METRICS, paths.CURVES, rd.checkpoint_root)
     write_run(rd, train_run(params, spec))
 
 

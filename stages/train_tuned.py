@@ -41,9 +41,9 @@ def main(argv: list[str] | None = None) -> None:
     tuned = trial_params(base_raw(params, target), target, best, where=str(best_file))
     spec = RunSpec(target.tuned_run, target.corpus, target.lm, target.cell, target.dropout, target.clip)
     rd = paths.RunDir(spec.run)
-    check_writable(rd.root, paths.METRICS, paths.CURVES, rd.checkpoint_root)
+    check_writable(rd.root, paths.RESULTS, paths.METRICS, paths.CURVES, rd.checkpoint_root)
     result = train_run(tuned, spec)
-    result.metrics["tuned"] = {"from": best_file.as_posix(), "params": best}
+    result.result["tuned"] = {"from": best_file.as_posix(), "params": best}
     write_run(rd, result)
 
 
