@@ -10,7 +10,7 @@ tokens, two batches), and measures:
    "Running stage" lines (so a stage's time includes DVC's own work around it: hashing deps and
    outs, the run-cache, dvc.lock), next to the same stage command run alone outside DVC (the
    stage process: interpreter start, imports, the work) and the run's own `wall_s` (a train
-   run's training loop; an n-gram's `estimate_s`) from its metrics file;
+   run's training loop; an n-gram's `estimate_s`) from its cost file;
 2. fixed costs: an interpreter start, the imports of torch, mlflow and one stage module, the DVC
    CLI, `dvc status` and a no-op `dvc repro` of the finished project, and a train stage of two
    batches with MLflow tracking on and off (its side process).
@@ -87,10 +87,10 @@ def seconds(cmd: list[str], env: dict, cwd: Path, rounds: int = 1) -> float:
 
 
 def own_seconds(project: Path, stage: str) -> float | None:
-    """The run's own time from its metrics file: a train run's wall_s, an n-gram's estimate_s."""
+    """The run's own time from its cost file: a train run's wall_s, an n-gram's estimate_s."""
     if "@" not in stage or not stage.startswith(("train@", "ngram@")):
         return None
-    m = yaml.safe_load((project / "metrics" / f"{stage.split('@', 1)[1]}.json").read_text())
+    m = yaml.safe_load((project / "models" / stage.split("@", 1)[1] / "cost.json").read_text())
     return m.get("wall_s") if stage.startswith("train@") else m.get("estimate_s")
 
 
@@ -160,11 +160,41 @@ def report(m: dict) -> None:
     print(f"| its training loop (`wall_s`) | {m['train_own']:.2f} | {m['train_own'] / m['train_alone']:.0%} |")
 
 
+def default_repro(project: Path, rounds: int) -> None:
+    """The project's own pipeline (default params): a forced `dvc repro` from scratch (checkpoints
+    removed, so every run trains), the share of its wall time outside the runs' own work, then a
+    no-op `dvc repro`."""
+    env = {**os.environ, "PATH": f"{project / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}",
+           "DVC_NO_ANALYTICS": "1"}
+    shutil.rmtree(project / "checkpoints", ignore_errors=True)
+    whole, stages = timed_repro(env, project, "-f")
+    # tuning (tune@, train_tuned@) is not part of the grid: its stages are left out of both sides
+    tuning = sum(w for n, w in stages if n.startswith(("tune@", "train_tuned@")))
+    total = whole - tuning
+    own = {name: own_seconds(project, name) for name, _ in stages}
+    own_sum = sum(v for v in own.values() if v is not None)
+    train = [(n, w) for n, w in stages if n.startswith("train@")]
+    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+    print("\n| forced `dvc repro` of the default grid | s |")
+    print("| --- | ---: |")
+    print(f"| wall time (tuning stages, {tuning:.1f} s, left out) | {total:.1f} |")
+    print(f"| the runs' own work (train `wall_s` + n-gram `estimate_s`) | {own_sum:.1f} |")
+    print(f"| share outside that work | {1 - own_sum / total:.1%} |")
+    print(f"| train stages: mean wall in the repro / mean own `wall_s` | "
+          f"{statistics.mean(w for _, w in train):.2f} / {statistics.mean(own[n] for n, _ in train):.2f} |")
+    print(f"| no-op `dvc repro` (median of {rounds}) | {seconds(['dvc', 'repro'], env, project, rounds):.2f} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tracking", choices=["on", "off", "both"], default="both")
     ap.add_argument("--rounds", type=int, default=3, help="repeats of each fixed-cost command (median)")
+    ap.add_argument("--default", action="store_true",
+                    help="instead: a forced `dvc repro` of this checkout's own default pipeline (minutes)")
     args = ap.parse_args()
+    if args.default:
+        default_repro(ROOT, args.rounds)
+        return
     modes = {"on": [True], "off": [False], "both": [True, False]}[args.tracking]
     with tempfile.TemporaryDirectory() as tmp:
         results = [measure(Path(tmp), tracking, args.rounds) for tracking in modes]

@@ -4,6 +4,9 @@ Checks what a user relies on: the pipeline runs end to end, a second `dvc repro`
 nothing, and a param change re-runs only the stages that read it.
 """
 
+import shutil
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -15,19 +18,23 @@ WORDS = "the king and queen of rome speak to a fool who sings while lords come a
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory):
-    d = tmp_path_factory.mktemp("dvcrepo")
-    write_scenes(d.parent / f"{d.name}-toy.txt", WORDS, n_scenes=60, n_lines=12)
+def toy_params(corpus: Path) -> dict:
     params = repo_params()
-    params["corpora"] = {"toy": {"source": "local", "path": str(d.parent / f"{d.name}-toy.txt")}}
+    params["corpora"] = {"toy": {"source": "local", "path": str(corpus)}}
     params["grid"] = {"corpus": ["toy"], "lm": ["word"], "cell": ["lstm"], "dropout": [0.0], "clip": [5]}
     params["ngram"]["orders"] = [2]
     params["tokenizers"]["subword"]["vocab_size"] = 300
     params["train"].update(epochs=1, max_train_tokens=2000, samples=1, sample_tokens=10)
     params["train"]["model"].update(embed_dim=16, hidden=16)
     params["prepare"]["split"].update(valid=0.1, test=0.1)
-    return d, dvc_project(d, params)
+    return params
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    d = tmp_path_factory.mktemp("dvcrepo")
+    write_scenes(d.parent / f"{d.name}-toy.txt", WORDS, n_scenes=60, n_lines=12)
+    return d, dvc_project(d, toy_params(d.parent / f"{d.name}-toy.txt"))
 
 
 def test_full_run_then_nothing_then_only_what_changed(repo):
@@ -129,3 +136,32 @@ def test_every_repro_checks_the_whole_params_file_first(repo, edit, key):
         (d / "params.yaml").write_text(good)
     r = run("dvc", "repro")  # the valid file again: nothing but the check re-runs
     assert r.returncode == 0 and ran(r.stdout) <= {"check_params"}, r.stdout
+
+
+def test_two_clones_write_the_same_bytes_and_a_rerun_leaves_the_report_alone(repo, tmp_path):
+    """Same params and seed in another clone: results, metrics and curves byte-identical (clock
+    readings live in models/<run>/cost.json). A forced re-run of a stage changes its cost file
+    only, so the report, which depends on results/ and curves/, does not run again."""
+    d, run = repo
+    assert run("dvc", "repro").returncode == 0
+    other = tmp_path / "clone"
+    other.mkdir()
+    run2 = dvc_project(other, yaml.safe_load((d / "params.yaml").read_text()))
+    r = run2("dvc", "repro")
+    assert r.returncode == 0, r.stdout + r.stderr
+    for folder in ("results", "metrics", "curves"):
+        names = [p.name for p in (other / folder).iterdir() if p.suffix in (".json", ".csv")]
+        assert names  # (d may also hold stale files of runs earlier tests dropped from its grid)
+        for name in names:
+            assert (d / folder / name).read_bytes() == (other / folder / name).read_bytes(), (folder, name)
+    m = read_json(d / "metrics" / "toy-word-lstm-0.0-5.json")  # what `dvc metrics show` tabulates
+    assert set(m) == {"test_bits_per_char", "test_word_ppl", "valid_bits_per_char", "valid_word_ppl", "open_vocab",
+                      "n_params", "diverged"}
+
+    cost = (d / "models/toy-word-lstm-0.0-5/cost.json").read_bytes()
+    shutil.rmtree(d / "checkpoints")  # else the finished run would come back from its checkpoint untrained
+    r = run("dvc", "repro", "-f", "-s", "train@toy-word-lstm-0.0-5")
+    assert r.returncode == 0 and ran(r.stdout) == {"train@toy-word-lstm-0.0-5"}, r.stdout + r.stderr
+    r = run("dvc", "repro")
+    assert r.returncode == 0 and ran(r.stdout) == set(), r.stdout
+    assert (d / "models/toy-word-lstm-0.0-5/cost.json").read_bytes() != cost  # it did train again

@@ -124,6 +124,14 @@ def test_default_store_also_for_queued_experiments_and_run_cache_restores(tmp_pa
     queued = [r for r in runs_by_name(uri)[TRAIN] if r.info.run_id != first[TRAIN][0].info.run_id]
     assert len(queued) == 1 and queued[0].data.params["train.optim.lr"] == "1.0"
 
+    # `dvc exp run --temp -S`: a temporary copy, deleted when the experiment is done; its run stays
+    r = run("dvc", "exp", "run", "--temp", "-S", "train.optim.lr=0.5")
+    assert r.returncode == 0, r.stdout + r.stderr
+    (temp,) = [x for x in runs_by_name(uri)[TRAIN] if x.data.params["train.optim.lr"] == "0.5"]
+    assert temp.info.status == "FINISHED" and temp.data.metrics["test_bits_per_char"] > 0
+    assert {"model.pt", "learning_curve.png"} <= {a.path for a in MlflowClient(uri).list_artifacts(temp.info.run_id)}
+    assert not [p for p in (d / ".dvc/tmp/exps").rglob("params.yaml")]  # the copy is gone
+
     # change, then revert: DVC restores the first run from its run-cache; MLflow has no duplicate
     set_param(d / "params.yaml", "train.optim.lr", 1.0)
     assert run("dvc", "repro").returncode == 0
@@ -131,7 +139,7 @@ def test_default_store_also_for_queued_experiments_and_run_cache_restores(tmp_pa
     r = run("dvc", "repro")
     assert r.returncode == 0 and TRAIN not in ran(r.stdout), r.stdout
     hashes = [x.data.tags["params_hash"] for x in runs_by_name(uri)[TRAIN]]
-    assert len(hashes) == len(set(hashes)) == 2  # lr 2.0 and lr 1.0, once each
+    assert len(hashes) == len(set(hashes)) == 3  # lr 2.0, 1.0 and 0.5, once each
 
 
 def test_a_run_dvc_restored_elsewhere_is_logged_once_by_the_report_stage(tmp_path):
