@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import time
 from dataclasses import asdict, dataclass
 
 import torch
@@ -154,8 +155,10 @@ def train_run(params: Params, spec: RunSpec, callbacks=(), progress: bool = True
     metrics["best_epoch"] = result.best_epoch
     metrics["valid"] = {k.removeprefix("valid_"): v for k, v in best.items()
                         if k.startswith("valid_") and k != "valid_loss"}
+    t0 = time.perf_counter()
     metrics["test"] = evaluate(lm.scorer(), texts["test"], params.eval.segment_lines)
     state, samples = lm.state_dict(), lm.samples(params.seed)
+    cost["test_and_samples_s"] = time.perf_counter() - t0
     return RunResult(metrics, cost, result.records, files={
         paths.WEIGHTS: lambda path: save_torch(state, path),
         paths.SAMPLES: lambda path: write_text(path, samples),
