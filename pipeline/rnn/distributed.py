@@ -151,10 +151,11 @@ def joined(device_type: str) -> Iterator[Group]:
         return
     if device_type not in ("cuda", "cpu"):
         raise UserError(f"train.device: distributed training runs on cuda (NCCL) or cpu (gloo), not {device_type}")
-    if int(os.environ.get("TORCHELASTIC_MAX_RESTARTS", "0")) and os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True":
+    env = os.environ
+    if int(env.get("TORCHELASTIC_MAX_RESTARTS", "0")) and env.get("TORCHELASTIC_USE_AGENT_STORE") == "True":
         log.warning("torchrun --max-restarts > 0 with a shared rendezvous store: a restarted group may fail to "
                     "connect; start torchrun with TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 (README, DDP)")
-    local = int(os.environ["LOCAL_RANK"])
+    local = int(env["LOCAL_RANK"])
     comm = torch.device("cpu")
     if device_type == "cuda":
         torch.cuda.set_device(local)
