@@ -88,12 +88,12 @@ def seconds(cmd: list[str], env: dict, cwd: Path, rounds: int = 1) -> float:
 
 def own_seconds(project: Path, stage: str) -> float | None:
     """The run's own time from its cost file: a train run's wall_s (training, valid scoring each
-    epoch) and its final test scoring and samples; an n-gram's estimate_s."""
+    epoch) and test_s (its final test scoring); an n-gram's estimate_s."""
     if "@" not in stage or not stage.startswith(("train@", "ngram@")):
         return None
     m = yaml.safe_load((project / "models" / stage.split("@", 1)[1] / "cost.json").read_text())
     if stage.startswith("train@"):
-        return m.get("wall_s", 0.0) + m.get("test_and_samples_s", 0.0)
+        return m.get("wall_s", 0.0) + m.get("test_s", 0.0)
     return m.get("estimate_s")
 
 
@@ -181,7 +181,7 @@ def default_repro(project: Path, rounds: int) -> None:
     print("\n| forced `dvc repro` of the default grid | s |")
     print("| --- | ---: |")
     print(f"| wall time (tuning stages, {tuning:.1f} s, left out) | {total:.1f} |")
-    print(f"| the runs' own work (train `wall_s` + `test_and_samples_s`, n-gram `estimate_s`) | {own_sum:.1f} |")
+    print(f"| the runs' own work (train `wall_s` + `test_s`, n-gram `estimate_s`) | {own_sum:.1f} |")
     print(f"| share outside that work | {1 - own_sum / total:.1%} |")
     print(f"| train stages: mean wall in the repro / mean own `wall_s` | "
           f"{statistics.mean(w for _, w in train):.2f} / {statistics.mean(own[n] for n, _ in train):.2f} |")

@@ -276,6 +276,20 @@ class ScheduleConfig(Strict):
     patience: int = Field(0, ge=0, description="plateau: epochs without improvement before decay")
 
 
+class DistributedConfig(Strict):
+    """Data-parallel training with DDP under torchrun (README "Distributed training (DDP)"). How
+    the work is spread, not what is computed: `batching.batch_size` is the global batch, split
+    evenly over the ranks, so the numbers do not depend on `nproc` (to float rounding, tested
+    within 1e-5; with dropout each rank draws its own masks), and the checkpoints' params hash
+    leaves this section out: a run resumes under another `nproc`."""
+
+    nproc: int = Field(1, ge=1, description="processes the train stage starts on this machine under "
+                       "torchrun (one per GPU; CPU ranks use gloo); 1: plain training, no torchrun. A "
+                       "stage already started by torchrun (several machines) trains on torchrun's world")
+    max_restarts: int = Field(3, ge=0, description="torchrun --max-restarts: how often a failed group (a "
+                              "killed or crashed rank) restarts from the last checkpoint")
+
+
 class TrainConfig(Strict):
     model: ModelConfig = ModelConfig()
     batching: BatchingConfig = BatchingConfig()
@@ -301,6 +315,16 @@ class TrainConfig(Strict):
         "model, on the spellings of the train words outside the vocabulary; its sample_tokens caps the "
         "length of a sampled spelling",
     )
+    distributed: DistributedConfig = DistributedConfig()
+
+    @field_validator("distributed")
+    @classmethod
+    def _shards(cls, d: DistributedConfig, info: ValidationInfo) -> DistributedConfig:
+        batching = info.data.get("batching")  # validated before this field
+        if batching is not None and batching.batch_size % d.nproc:
+            raise ValueError(f"nproc {d.nproc} does not divide batching.batch_size {batching.batch_size}, the "
+                             f"global batch that the ranks share evenly: make the batch size a multiple of {d.nproc}")
+        return d
 
 
 class EvalConfig(Strict):
@@ -622,6 +646,9 @@ class Params(Strict):
                                 "section (a `train`-shaped mapping: model, batching, optim, epochs, ...)")
             if "speller" in speller:
                 raise UserError(f"{where}: train_overrides.hybrid.speller.speller: a speller has no speller")
+            if "distributed" in speller:
+                raise UserError(f"{where}: train_overrides.hybrid.speller.distributed: the speller trains on "
+                                "the word model's ranks; set distributed in train or train_overrides.hybrid")
             base["speller"] = _deep_merge(base, speller)
         merged = _deep_merge(base, _factor_overrides(factors or {}))
         try:

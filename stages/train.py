@@ -3,13 +3,19 @@
     python -m stages.train shakespeare shakespeare-word-lstm-0.5-5 --lm word --cell lstm \\
         --dropout 0.5 --clip 5
 
-Writes models/<run>/ (checkpoints, model.pt, samples.txt), metrics/<run>.json, curves/<run>.csv.
+Writes models/<run>/ (model.pt, samples.txt, config.json, cost.json), results/<run>.json,
+metrics/<run>.json, curves/<run>.csv.
 Re-running after a kill resumes from the last checkpoint.
+
+With train.distributed.nproc > 1 the stage starts itself again under torchrun, as that many
+ranks on this machine; started by torchrun (e.g. on several machines), it trains on torchrun's
+ranks. Rank 0 alone writes (README "Distributed training (DDP)").
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 
 import yaml
 
@@ -17,7 +23,9 @@ from pipeline import paths
 from pipeline.artifacts import write_run
 from pipeline.config import GridConfig, parse_section
 from pipeline.io import check_writable
+from pipeline.rnn import distributed
 from pipeline.rnn.run import RunSpec, train_run
+from pipeline.rnn.trainer import pick_device
 from stages._cli import corpus_stage, run
 
 PARAMS = ["seed", "train", "train_overrides.{lm}", "eval"]
@@ -39,7 +47,12 @@ def main(argv: list[str] | None = None) -> None:
 
     rd = paths.RunDir(args.run)
     check_writable(rd.root, paths.RESULTS, paths.METRICS, paths.CURVES, rd.checkpoint_root)
-    write_run(rd, train_run(params, spec))
+    cfg = params.train_for(spec.lm, spec.factors)
+    distributed.relaunch(cfg.distributed, __spec__.name, sys.argv[1:] if argv is None else argv)
+    with distributed.joined(pick_device(cfg.device).type) as group:
+        result = train_run(params, spec)
+        if group.writer:
+            write_run(rd, result)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,13 @@ token is predicted from `newline_id`, the line-break unit.
   epoch by np.random.default_rng((seed, epoch)), a pure function of the cursor, so there is
   no generator state to save. Batches are right-padded and carry lengths; padded targets are
   IGNORE, so they add exactly zero loss and zero gradient.
+
+Under DDP (distributed.py) batch_size is the global batch and rank r of W gets rows
+[r*B/W, (r+1)*B/W) of every batch above (stream: of the row layout; sentences: of the batch's
+chunks in shuffled order), so the ranks together see what one process sees, in the same order.
+Each batch says how many targets the global batch has (the loss is normalized by it). Only the
+last sentences batch of an epoch may leave a rank without chunks: it gets one padding row that
+carries no target, so it still joins the gradient all-reduce and adds exactly nothing.
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ class Batch(NamedTuple):
     x: torch.Tensor  # [B, T] input ids, on the training device
     y: torch.Tensor  # [B, T] target ids, IGNORE at padding
     lengths: torch.Tensor | None  # [B] real lengths (CPU, decreasing); None: no padding
-    n_tokens: int  # real targets, a host int: normalizing the loss needs no device sync
+    n_tokens: int  # real targets of the global batch (all ranks), a host int: no device sync
 
 
 def _with_bos(ids: np.ndarray, newline_id: int) -> np.ndarray:
@@ -53,31 +60,32 @@ def _to(a: np.ndarray, device: torch.device) -> torch.Tensor:
 class StreamBatches:
     carries_state = True
 
-    def __init__(self, ids: np.ndarray, batch_size: int, bptt: int, newline_id: int, device: torch.device):
+    def __init__(self, ids: np.ndarray, batch_size: int, bptt: int, newline_id: int, device: torch.device,
+                 rows: slice = slice(None)):
         data = _with_bos(ids, newline_id)
         n = (len(data) - 1) // batch_size  # targets per row
         if n < 1:
             raise UserError(f"the training split has {len(ids)} tokens, fewer than batching.batch_size "
                             f"({batch_size}); lower the batch size")
         # row r: inputs data[r*n : (r+1)*n], targets shifted by one; rows overlap by one token
-        # so the target that ends row r is the input that starts row r+1.
-        self.x = _to(data[: batch_size * n].reshape(batch_size, n), device)  # [B, n]
-        self.y = _to(data[1 : batch_size * n + 1].reshape(batch_size, n), device)
-        self.bptt = bptt
+        # so the target that ends row r is the input that starts row r+1. This rank keeps `rows`.
+        self.x = _to(data[: batch_size * n].reshape(batch_size, n)[rows], device)  # [B/W, n]
+        self.y = _to(data[1 : batch_size * n + 1].reshape(batch_size, n)[rows], device)
+        self.bptt, self.batch_size = bptt, batch_size
         self.n_batches = -(-n // bptt)
         self.n_tokens = batch_size * n
 
     def epoch(self, epoch: int, start: int = 0) -> Iterator[Batch]:
         for k in range(start, self.n_batches):
-            x = self.x[:, k * self.bptt : (k + 1) * self.bptt]  # [B, <=bptt]
-            yield Batch(x, self.y[:, k * self.bptt : (k + 1) * self.bptt], None, x.numel())
+            x = self.x[:, k * self.bptt : (k + 1) * self.bptt]  # [B/W, <=bptt]
+            yield Batch(x, self.y[:, k * self.bptt : (k + 1) * self.bptt], None, self.batch_size * x.size(1))
 
 
 class SentenceBatches:
     carries_state = False
 
     def __init__(self, ids: np.ndarray, batch_size: int, bptt: int, newline_id: int, seed: int,
-                 device: torch.device):
+                 device: torch.device, rows: slice = slice(None)):
         self.data = _with_bos(ids, newline_id)
         ends = np.flatnonzero(self.data[1:] == newline_id) + 1  # the bos that closes each line
         if len(ends) == 0 or ends[-1] != len(self.data) - 1:
@@ -90,6 +98,7 @@ class SentenceBatches:
         self.starts = starts[line] + part * bptt  # first input position of each chunk
         self.lens = np.minimum(bptt, n[line] - part * bptt)  # targets of each chunk
         self.batch_size, self.seed, self.newline_id, self.device = batch_size, seed, newline_id, device
+        self.rows = rows
         self.n_batches = -(-len(self.lens) // batch_size)
         self.n_tokens = int(self.lens.sum())
 
@@ -97,6 +106,12 @@ class SentenceBatches:
         order = np.random.default_rng((self.seed, epoch)).permutation(len(self.lens))
         for k in range(start, self.n_batches):
             chunks = order[k * self.batch_size : (k + 1) * self.batch_size]
+            n_tokens = int(self.lens[chunks].sum())  # the global batch's
+            chunks = chunks[self.rows]
+            if len(chunks) == 0:  # a rank past the end of the last batch: one row, no target
+                x, y = np.full((1, 1), self.newline_id), np.full((1, 1), IGNORE)
+                yield Batch(_to(x, self.device), _to(y, self.device), torch.ones(1, dtype=torch.long), n_tokens)
+                continue
             chunks = chunks[np.argsort(-self.lens[chunks], kind="stable")]  # longest first (see model)
             lens = self.lens[chunks]
             t = np.arange(lens[0])
@@ -104,7 +119,7 @@ class SentenceBatches:
             real = t < lens[:, None]
             x = np.where(real, self.data[np.minimum(pos, len(self.data) - 1)], self.newline_id)
             y = np.where(real, self.data[np.minimum(pos + 1, len(self.data) - 1)], IGNORE)
-            yield Batch(_to(x, self.device), _to(y, self.device), torch.from_numpy(lens), int(lens.sum()))
+            yield Batch(_to(x, self.device), _to(y, self.device), torch.from_numpy(lens), n_tokens)
 
 
 def first_tokens(ids: np.ndarray, max_tokens: int | None, newline_id: int, whole_lines: bool) -> np.ndarray:
@@ -120,9 +135,10 @@ def first_tokens(ids: np.ndarray, max_tokens: int | None, newline_id: int, whole
 
 
 def make_batches(ids: np.ndarray, cfg: BatchingConfig, *, max_tokens: int | None, newline_id: int, seed: int,
-                 device: torch.device) -> StreamBatches | SentenceBatches:
-    """Batches of the first `max_tokens` ids (sentences mode: of whole lines)."""
+                 device: torch.device, rows: slice = slice(None)) -> StreamBatches | SentenceBatches:
+    """Batches of the first `max_tokens` ids (sentences mode: of whole lines); of each, the rows
+    `rows` (a rank's share, distributed.Group.rows)."""
     ids = first_tokens(np.asarray(ids, dtype=np.int64), max_tokens, newline_id, whole_lines=cfg.mode == "sentences")
     if cfg.mode == "stream":
-        return StreamBatches(ids, cfg.batch_size, cfg.bptt, newline_id, device)
-    return SentenceBatches(ids, cfg.batch_size, cfg.bptt, newline_id, seed, device)
+        return StreamBatches(ids, cfg.batch_size, cfg.bptt, newline_id, device, rows)
+    return SentenceBatches(ids, cfg.batch_size, cfg.bptt, newline_id, seed, device, rows)

@@ -36,8 +36,12 @@ def checkpoint_files(ckpt_dir: Path) -> list[Path]:
     return [p for m, p in sorted(found, key=lambda mp: (int(mp[0][1]), int(mp[0][2])))]
 
 
+def checkpoint_path(ckpt_dir: Path, epoch: int, batch: int) -> Path:
+    return ckpt_dir / f"ckpt-{epoch}-{batch}.pt"
+
+
 def save_checkpoint(ckpt_dir: Path, epoch: int, batch: int, payload: dict) -> Path:
-    path = ckpt_dir / f"ckpt-{epoch}-{batch}.pt"
+    path = checkpoint_path(ckpt_dir, epoch, batch)
     save_torch(payload, path)
     for old in checkpoint_files(ckpt_dir)[:-KEEP]:
         old.unlink()

@@ -4,10 +4,13 @@
 loads the tokenized corpus, trains every part of the LM (the hybrid's speller first, then its
 word RNN), scores valid and test with the one evaluator, and returns a `RunResult` (metrics,
 per-epoch records, the final weights and samples to write); `artifacts.write_run` writes it.
+Under torchrun every rank calls it; rank 0 alone holds the run's lock and its MLflow run, and
+only its result is written (distributed.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -24,6 +27,7 @@ from pipeline.corpora.text import read_splits
 from pipeline.evaluation import evaluate
 from pipeline.imports import ROOT, project_files
 from pipeline.io import exclusive, sha256_file, write_json, write_text
+from pipeline.rnn import distributed
 from pipeline.rnn.checkpoint import prune_runs, save_torch
 from pipeline.rnn.lm import build_lm
 from pipeline.rnn.trainer import pick_device, seed_everything, train
@@ -59,8 +63,11 @@ def code_hash() -> str:
     return h.hexdigest()
 
 
-# Keys of the training config that change nothing about the trained weights.
-NOT_HASHED = {"checkpoint_minutes", "samples", "sample_tokens", "sample_temperature", "sample_top_k", "threads"}
+# Keys of the training config that change nothing about the trained weights. `distributed`: the
+# global batch is batching.batch_size whatever the number of ranks (equal to float rounding), and
+# a run may resume under another one.
+NOT_HASHED = {"checkpoint_minutes", "samples", "sample_tokens", "sample_temperature", "sample_top_k", "threads",
+              "distributed"}
 
 
 def params_hash(params: Params, spec: RunSpec) -> str:
@@ -103,32 +110,41 @@ def train_run(params: Params, spec: RunSpec, callbacks=(), progress: bool = True
     carries its tracker, which `artifacts.write_run` finishes."""
     h = params_hash(params, spec)
     cfg = params.train_for(spec.lm, spec.factors)
-    device = pick_device(cfg.device)
+    group = distributed.group()
+    device = group.device(pick_device(cfg.device))
     rd = paths.RunDir(spec.run)
     config = {**asdict(spec), "seed": params.seed, "train": cfg.model_dump(), "eval": params.eval.model_dump()}
-    with exclusive(rd.checkpoint_root / LOCK, f"run {spec.run}"):  # one trainer per run
-        others = [d for d in rd.checkpoint_root.glob("*") if d.is_dir() and d.name != h]
-        tracker = Tracker(params.tracking, corpus=spec.corpus, run=spec.run, stage=f"train@{spec.run}",
-                          params_hash=h, params=config,
-                          tags={"device": str(device), "torch": torch.__version__, **(tags or {})},
-                          state_dir=rd.checkpoint_root / h,
-                          stale_dirs=others)  # its agent imports mlflow while the data loads
+    tracker = None  # rank 0's alone
+    # one trainer per run (its group's rank 0 holds the lock)
+    with exclusive(rd.checkpoint_root / LOCK, f"run {spec.run}") if group.writer else contextlib.nullcontext():
+        if group.writer:
+            others = [d for d in rd.checkpoint_root.glob("*") if d.is_dir() and d.name != h]
+            tracker = Tracker(params.tracking, corpus=spec.corpus, run=spec.run, stage=f"train@{spec.run}",
+                              params_hash=h, params=config,
+                              tags={"device": str(device), "torch": torch.__version__, "world_size": str(group.world),
+                                    **(tags or {})},
+                              state_dir=rd.checkpoint_root / h,
+                              stale_dirs=others)  # its agent imports mlflow while the data loads
+        watchers = [*callbacks, tracker] if tracker else list(callbacks)
         try:
-            prune_runs(rd.checkpoint_root, h, KEEP_HASHES)
+            if group.writer:
+                prune_runs(rd.checkpoint_root, h, KEEP_HASHES)
             tok = load_tokenizer(paths.tokenizer_file(spec.corpus, spec.lm))
             texts = read_splits(spec.corpus, ("valid", "test"))
             lm = build_lm(tok, cfg, params.eval, device)
             parts = lm.parts(load_split_ids(spec.corpus, tok, "train"), texts["valid"])
-            tracker.started()  # an unreachable store stops the run here, before any training
+            if tracker:
+                tracker.started()  # an unreachable store stops the run here, before any training
             for part in parts:  # the last part is the model the run is about
                 seed_everything(params.seed)  # the initial weights follow the seed
                 result = train(lm.build(part), part.ids, part.cfg, seed=params.seed, newline_id=part.newline_id,
                                ckpt_dir=rd.checkpoints(h, part.name), params_hash=h, evaluate=part.evaluate,
-                               callbacks=[*callbacks, tracker] if part is parts[-1] else (),
+                               callbacks=watchers if part is parts[-1] else (),
                                report_every=report_every if part is parts[-1] else None,
                                progress=progress, device=device)  # leaves the best state in the net
         except BaseException:
-            tracker.close()  # the agent ends the MLflow run KILLED; a re-run resumes it
+            if tracker:
+                tracker.close()  # the agent ends the MLflow run KILLED; a re-run resumes it
             raise
 
     cost = {"wall_s": result.wall_s, "tokens_per_s": result.tokens_per_s}
@@ -157,10 +173,10 @@ def train_run(params: Params, spec: RunSpec, callbacks=(), progress: bool = True
                         if k.startswith("valid_") and k != "valid_loss"}
     t0 = time.perf_counter()
     metrics["test"] = evaluate(lm.scorer(), texts["test"], params.eval.segment_lines)
-    state, samples = lm.state_dict(), lm.samples(params.seed)
-    cost["test_and_samples_s"] = time.perf_counter() - t0
+    cost["test_s"] = time.perf_counter() - t0
+    state = lm.state_dict()
     return RunResult(metrics, cost, result.records, files={
         paths.WEIGHTS: lambda path: save_torch(state, path),
-        paths.SAMPLES: lambda path: write_text(path, samples),
+        paths.SAMPLES: lambda path: write_text(path, lm.samples(params.seed)),  # by the writer alone
         paths.CONFIG: lambda path: write_json(path, config),
     }, tracker=tracker, logged=logged)

@@ -4,7 +4,10 @@
 first token conditioned on `newline_id` (the line-break unit), the state carried across bptt
 windows. Sequences are batched by length (right-padded, so padding only ever follows the
 real tokens of a row and never reaches their state), and the per-sequence sums are added in
-float64 in input order. Batch size and bptt change the speed, not the score.
+float64 in input order. Batch size and bptt change the speed, not the score. Under DDP the
+batches are dealt round-robin over the ranks and the per-sequence sums all-reduced (each rank
+adds exact zeros for the others' sequences), so every rank holds the one-process numbers, bit
+for bit: the same batches, the same kernels, the same order of addition.
 
 Hybrid (open vocabulary, Mikolov-style word model with a character speller):
     log P(w | ctx) = log P_word(w | ctx)                             if w is in the vocabulary
@@ -29,6 +32,7 @@ import torch.nn.functional as F
 
 from pipeline.config import EvalConfig
 from pipeline.evaluation import Score
+from pipeline.rnn import distributed
 from pipeline.rnn.model import RNNLM
 from pipeline.tokenizers import Tokenizer
 from pipeline.tokenizers.hybrid import HybridTokenizer
@@ -38,12 +42,14 @@ from pipeline.tokenizers.hybrid import HybridTokenizer
 def sequence_nll(
     model: RNNLM, seqs: list[np.ndarray], newline_id: int, batch_size: int, bptt: int, device: torch.device
 ) -> np.ndarray:
-    """Summed NLL (nats, float64) of each sequence, in input order. seqs: 1-D int arrays."""
+    """Summed NLL (nats, float64) of each sequence, in input order. seqs: 1-D int arrays. Every
+    rank of the training group calls it alike and gets all of it."""
+    group = distributed.group()
     was_training = model.training
     model.eval()
     out = np.zeros(len(seqs), dtype=np.float64)
     order = sorted(range(len(seqs)), key=lambda i: -len(seqs[i]))  # similar lengths together
-    for b in range(0, len(order), batch_size):
+    for b in range(group.rank * batch_size, len(order), group.world * batch_size):  # this rank's batches
         rows = [i for i in order[b : b + batch_size] if len(seqs[i])]
         if not rows:
             continue
@@ -63,7 +69,7 @@ def sequence_nll(
             sums += (nll.double() * mask[:, t : t + bptt]).sum(dim=1)
         out[rows] = sums.cpu().numpy()
     model.train(was_training)
-    return out
+    return group.sum(torch.from_numpy(out).to(group.comm)).cpu().numpy()
 
 
 def speller_nll(speller: RNNLM, spellings: list[np.ndarray], eow_id: int, cfg: EvalConfig,

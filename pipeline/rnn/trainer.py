@@ -26,6 +26,10 @@ token (blown-up weights; see `_Run.max_loss`), ends the run: the result says div
 Checkpoints (checkpoint.py) are written at each epoch end and every cfg.checkpoint_minutes at
 a batch boundary, holding everything a bitwise-identical continuation needs (see `_Run.save`).
 A finished run called again loads its final checkpoint and returns the same result.
+
+Under torchrun the same loop runs on every rank of `distributed.group()` (see distributed.py for
+what is sharded where): the model is wrapped in DDP, every decision that ends a loop or writes
+is taken by all ranks at the same batch from all-reduced values, and rank 0 alone writes.
 """
 
 from __future__ import annotations
@@ -50,14 +54,16 @@ from tqdm.auto import tqdm
 
 from pipeline.config import OptimConfig, TrainConfig
 from pipeline.errors import Interrupted, UserError
+from pipeline.rnn import distributed
 from pipeline.rnn.batching import IGNORE, Batch, make_batches
-from pipeline.rnn.checkpoint import load_latest, rng_state, save_checkpoint, set_rng_state
+from pipeline.rnn.checkpoint import checkpoint_path, load_latest, rng_state, save_checkpoint, set_rng_state
+from pipeline.rnn.distributed import Group
 from pipeline.rnn.model import Hidden, RNNLM
 from pipeline.rnn.schedule import lr_at
 
 log = logging.getLogger(__name__)
 
-SYNC_S = 1.0  # seconds between device->host reads in the training loop
+SYNC_S = 1.0  # seconds between device->host reads (and, under DDP, agreements) in the training loop
 
 
 class Callback:
@@ -129,9 +135,9 @@ def make_optimizer(model: RNNLM, cfg: OptimConfig) -> torch.optim.Optimizer:
     return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
-def batch_loss(model: RNNLM, batch: Batch, hidden: Hidden | None = None) -> tuple[torch.Tensor, Hidden]:
+def batch_loss(model: torch.nn.Module, batch: Batch, hidden: Hidden | None = None) -> tuple[torch.Tensor, Hidden]:
     """Summed NLL (nats) of the batch's real targets, and the state after it. Padded targets are
-    IGNORE: exactly zero loss and zero gradient."""
+    IGNORE: exactly zero loss and zero gradient. `model`: an RNNLM or DDP around one."""
     logits, hidden = model(batch.x, hidden, batch.lengths)  # [B, T, V]
     loss = F.cross_entropy(logits.flatten(0, 1), batch.y.flatten(), ignore_index=IGNORE, reduction="sum")
     return loss, hidden
@@ -161,14 +167,18 @@ def train(
     may stop the run there (pruning); evaluation draws no random numbers, so it changes nothing.
 
     Resumes from the newest readable checkpoint in `ckpt_dir`; `params_hash` must
-    name everything that shapes the weights (params, data); a checkpoint of another is refused."""
-    device = device or pick_device(cfg.device)
+    name everything that shapes the weights (params, data); a checkpoint of another is refused.
+
+    Under torchrun every rank calls this alike (`evaluate` too must be called by all: it may
+    all-reduce); only rank 0 writes checkpoints and shows progress."""
+    group = distributed.group()
+    device = device or group.device(pick_device(cfg.device))
     configure_torch(cfg)
-    seed_everything(seed)
-    run = _Run(model.to(device), cfg, Path(ckpt_dir), params_hash, device)
+    seed_everything(group.seed(seed))
+    run = _Run(model.to(device), cfg, Path(ckpt_dir), params_hash, device, group, seed)
     if not run.p.done:
         batches = make_batches(ids, cfg.batching, max_tokens=cfg.max_train_tokens, newline_id=newline_id, seed=seed,
-                               device=device)
+                               device=device, rows=group.rows(cfg.batching.batch_size))
         run.fit(batches, evaluate, callbacks, progress, report_every)
     return run.result()
 
@@ -178,7 +188,7 @@ class _Progress:
     """Everything about the run so far except model, optimizer, RNGs and carried state."""
 
     epoch: int = 0  # cursor: epochs completed
-    batch: int = 0  # cursor: batches completed of epoch `epoch`
+    batch: int = 0  # cursor: (global) batches completed of epoch `epoch`
     records: list[dict] = field(default_factory=list)
     best_state: dict[str, torch.Tensor] | None = None
     best_epoch: int | None = None
@@ -189,7 +199,9 @@ class _Progress:
     diverged_epoch: int | None = None
     stopped_early: bool = False
     done: bool = False
-    # the current epoch so far; the sums stay on the device until read
+    # the current epoch so far; the sums stay on the device until read. loss_sum is this rank's
+    # share (the ranks' sum is the epoch's; a checkpoint holds that); the norms are the same on
+    # every rank (of the all-reduced gradients); tokens counts the whole global batches.
     loss_sum: torch.Tensor | None = None
     norm_sum: torch.Tensor | None = None
     norm_max: torch.Tensor | None = None
@@ -206,9 +218,10 @@ class _Progress:
 
 class _Run:
     def __init__(self, model: RNNLM, cfg: TrainConfig, ckpt_dir: Path, params_hash: str,
-                 device: torch.device):
+                 device: torch.device, group: Group, seed: int):
         self.model, self.cfg, self.clip, self.device = model, cfg, cfg.optim.clip, device
-        self.ckpt_dir, self.params_hash = ckpt_dir, params_hash
+        self.ckpt_dir, self.params_hash, self.group = ckpt_dir, params_hash, group
+        self.signals: list[int] = []  # SIGINT/SIGTERM received and deferred (see `fit`)
         # Loss per token past which the run has diverged: ten uniform guesses' worth. Blown-up
         # weights give finite losses of 1e6; a vanilla RNN that recovered from a bad first
         # epoch was seen at 4 ln V, still well below this.
@@ -216,34 +229,50 @@ class _Run:
         self.opt = make_optimizer(model, cfg.optim)
         self.p, self.hidden = _Progress(), None  # hidden: the state carried into the next batch
         self.p.new_epoch(device)
-        found = load_latest(ckpt_dir, params_hash)
+        # every rank resumes from what rank 0 read: the same checkpoint, shared storage or not
+        found = group.broadcast(load_latest(ckpt_dir, params_hash) if group.writer else None)
         if found:
             path, ck = found
-            log.info("resuming from %s", path)
+            if group.writer:
+                log.info("resuming from %s", path)
             model.load_state_dict(ck["model"])
             self.opt.load_state_dict(ck["optimizer"])
-            set_rng_state(ck["rng"])
             self.p = _Progress(**ck["progress"])
+            rngs = ck["rng"]  # one per rank of the run that wrote it
+            if group.rank < len(rngs):
+                set_rng_state(rngs[group.rank])
+            else:  # a rank more than that run had: RNGs of its own, as a fresh rank gets
+                seed_everything(group.seed(seed, self.p.epoch, self.p.batch))
+            if not group.writer:
+                self.p.loss_sum = torch.zeros_like(self.p.loss_sum)  # the epoch's sum goes on on rank 0
             for name in ("loss_sum", "norm_sum", "norm_max"):
                 setattr(self.p, name, getattr(self.p, name).to(device))
-            self.hidden = _to_device(ck["hidden"], device)
+            self.hidden = group.own_rows(_to_device(ck["hidden"], device))
         self.t0, self.wall0 = time.monotonic(), self.p.wall_s
 
-    def save(self) -> Path:
+    def save(self) -> tuple[Path, int | None]:
         """A checkpoint at the current cursor: model, optimizer (momentum / Adam moments), every
         RNG, the carried TBPTT state, and _Progress (cursor, records, best state, the current
         epoch's partial sums, timings, outcome). The lr schedule is a pure function of the
-        cursor and the records; the sentence shuffle one of (seed, epoch): neither has state."""
-        p = self.p
+        cursor and the records; the sentence shuffle one of (seed, epoch): neither has state.
+
+        All ranks take part; rank 0 writes it in global terms: the ranks' summed loss, their
+        carried states as the rows of the global batch, their RNGs in rank order. Returns the
+        path and the signal (if any rank got one) the run must stop for, agreed by all."""
+        p, g = self.p, self.group
         p.wall_s = self.wall0 + time.monotonic() - self.t0
-        return save_checkpoint(self.ckpt_dir, p.epoch, p.batch, {
-            "params_hash": self.params_hash,
-            "model": self.model.state_dict(),
-            "optimizer": self.opt.state_dict(),
-            "rng": rng_state(),
-            "hidden": self.hidden,
-            "progress": dict(vars(p)),
-        })
+        hidden, loss_sum = g.gather_rows(self.hidden), g.sum(p.loss_sum.clone())
+        states = g.gather((rng_state(), self.signals[0] if self.signals else 0))
+        if g.writer:
+            save_checkpoint(self.ckpt_dir, p.epoch, p.batch, {
+                "params_hash": self.params_hash,
+                "model": self.model.state_dict(),
+                "optimizer": self.opt.state_dict(),
+                "rng": [rng for rng, _ in states],
+                "hidden": hidden,
+                "progress": {**vars(p), "loss_sum": loss_sum},
+            })
+        return checkpoint_path(self.ckpt_dir, p.epoch, p.batch), max(s for _, s in states) or None
 
     def lr(self, k: int) -> float:
         """The lr of batch k of the current epoch."""
@@ -253,16 +282,23 @@ class _Run:
 
     def fit(self, batches, evaluate: Callable[[RNNLM], dict], callbacks: Sequence[Callback], progress: bool,
             report_every: float | None = None) -> None:
-        p, cfg, model, opt = self.p, self.cfg, self.model, self.opt
-        self.batches, params = batches, list(model.parameters())
+        p, cfg, model, opt, g = self.p, self.cfg, self.model, self.opt, self.group
+        self.batches, params, net = batches, list(model.parameters()), g.wrap(model)
         autocast = torch.autocast(self.device.type, torch.bfloat16, enabled=cfg.bf16 and self.device.type == "cuda")
         bar = tqdm(total=cfg.epochs * batches.n_tokens, initial=p.epoch * batches.n_tokens + p.tokens, unit="tok",
-                   unit_scale=True, dynamic_ncols=True, disable=not progress)
+                   unit_scale=True, dynamic_ncols=True, disable=not progress or not g.writer)
 
-        def sync() -> bool:
-            """Read the sums once: update the bar, say whether training has diverged."""
-            loss, norm = torch.stack([p.loss_sum, p.norm_sum]).tolist()
-            point = {"step": p.epoch * batches.n_batches + p.batch, "epoch": p.epoch + p.batch / batches.n_batches,
+        def step() -> int:
+            return p.epoch * batches.n_batches + p.batch
+
+        def beat() -> bool:
+            """Read the sums once, every rank at the same batch: update the bar, call on_sync,
+            say whether training has diverged; and agree whether a checkpoint is due (clock)."""
+            votes = clock.votes(step())
+            sums = g.sum(torch.cat([p.loss_sum.view(1), p.loss_sum.new_tensor(votes)]))  # one all-reduce
+            loss, save, signalled, ahead, norm = torch.cat([sums, p.norm_sum.view(1)]).tolist()
+            clock.agreed(step(), save + signalled > 0, ahead / g.world)
+            point = {"step": step(), "epoch": p.epoch + p.batch / batches.n_batches,
                      "train_loss": loss / max(p.tokens, 1)}
             for cb in callbacks:
                 cb.on_sync(point)
@@ -277,19 +313,21 @@ class _Run:
         every = max(1, round(report_every * batches.n_batches)) if report_every else 0
         lr = math.nan
         t_mark = time.monotonic()  # start of the training time not yet added to p.epoch_train_s
-        next_sync, next_ckpt = t_mark + SYNC_S, t_mark + cfg.checkpoint_minutes * 60
-        with bar, deferred_signals() as signals:
+        with bar, deferred_signals() as self.signals:
+            clock = _Clock(g.world, cfg.checkpoint_minutes * 60, self.signals, step())
             while not p.done:
                 model.train()
                 for k, batch in enumerate(batches.epoch(p.epoch, p.batch), p.batch):
                     if (step_lr := self.lr(k)) != lr:
                         lr = step_lr
-                        for g in opt.param_groups:
-                            g["lr"] = lr
+                        for group in opt.param_groups:
+                            group["lr"] = lr
                     with autocast:
-                        loss_sum, hidden = batch_loss(model, batch, self.hidden)
+                        loss_sum, hidden = batch_loss(net, batch, self.hidden)
                     opt.zero_grad(set_to_none=True)
-                    (loss_sum / batch.n_tokens).backward()
+                    # DDP averages the ranks' gradients: scaled by the world size, the ranks' sums
+                    # give the gradient of the global batch's per-token mean (one process: x 1)
+                    (loss_sum * g.world / batch.n_tokens).backward()
                     norm = get_total_norm([q.grad for q in params if q.grad is not None])
                     if self.clip > 0:
                         clip_grads_with_norm_(params, self.clip, norm)
@@ -300,26 +338,22 @@ class _Run:
                     torch.maximum(p.norm_max, norm, out=p.norm_max)
                     p.tokens, p.steps, p.batch = p.tokens + batch.n_tokens, p.steps + 1, k + 1
                     if every and p.batch % every == 0 and p.batch < batches.n_batches:
-                        if sync() or self.valid_point(evaluate, callbacks):
+                        if beat() or self.valid_point(evaluate, callbacks):
                             break
 
-                    now = time.monotonic()
-                    if now >= min(next_sync, next_ckpt) or signals:
-                        if sync():
+                    if clock.due(step()):
+                        if beat():
                             break
-                        next_sync = now + SYNC_S
-                    if now >= next_ckpt or signals:
-                        p.epoch_train_s += now - t_mark
-                        stop(self.save(), signals)
-                        t_mark = time.monotonic()
-                        next_ckpt = t_mark + cfg.checkpoint_minutes * 60
+                        if clock.save_due:
+                            p.epoch_train_s += time.monotonic() - t_mark
+                            stop(*self.save())
+                            t_mark = clock.saved()
                 else:  # the epoch's batches are done
-                    if not sync():
+                    if not beat():
                         p.epoch_train_s += time.monotonic() - t_mark
                         self.end_epoch(evaluate, callbacks)
-                stop(self.save(), signals)  # the epoch's end, or the run's (diverged)
-                t_mark = time.monotonic()
-                next_ckpt = t_mark + cfg.checkpoint_minutes * 60
+                stop(*self.save())  # the epoch's end, or the run's (diverged)
+                t_mark = clock.saved()
 
     def valid_point(self, evaluate: Callable[[RNNLM], dict], callbacks: Sequence[Callback]) -> bool:
         """An intermediate valid evaluation; True when a callback stops the run there."""
@@ -331,7 +365,7 @@ class _Run:
         self.model.train()
         point = {"step": p.epoch * n + p.batch, "epoch": p.epoch + p.batch / n,
                  **{f"valid_{k}": v for k, v in metrics.items()}}
-        if any([bool(cb.on_valid(point)) for cb in callbacks]):  # every callback sees every point
+        if self.group.any(any([bool(cb.on_valid(point)) for cb in callbacks])):  # every callback sees every point
             p.stopped_early = p.done = True
         return p.done
 
@@ -344,7 +378,8 @@ class _Run:
                        for k, v in evaluate(model).items()}
         model.train()
         valid_loss = metrics["nll_nats"] / metrics["n_tokens"]
-        loss_sum, norm_sum, norm_max = torch.stack([p.loss_sum, p.norm_sum, p.norm_max]).tolist()
+        loss_sum, norm_sum, norm_max = torch.stack([self.group.sum(p.loss_sum.clone()), p.norm_sum,
+                                                    p.norm_max]).tolist()
         record = {
             "epoch": p.epoch + 1,
             "lr": self.lr(0),
@@ -362,7 +397,7 @@ class _Run:
             p.best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         p.train_s, p.train_tokens = p.train_s + p.epoch_train_s, p.train_tokens + p.tokens
         stops = [bool(cb.on_epoch_end(record)) for cb in callbacks]  # every callback sees every epoch
-        p.stopped_early = any(stops)
+        p.stopped_early = self.group.any(any(stops))
         if not valid_loss <= self.max_loss:  # also true for NaN
             p.diverged_epoch = p.epoch + 1
         p.epoch, p.batch = p.epoch + 1, 0
@@ -388,6 +423,46 @@ class _Run:
         )
 
 
+class _Clock:
+    """When the loop stops to read its sums (a beat): every SYNC_S seconds, and at once when a
+    checkpoint is due (every checkpoint_minutes) or a signal came; a beat that finds either due
+    sets `save_due`. One process reads its clock every batch. The ranks of a group must stop at
+    the same batch, and one clock for all would cost a collective per batch: so each beat sets
+    the batch of the next from the pace measured so far (the ranks' mean), and the ranks vote
+    there (any rank counts); a checkpoint or a signal waits at most about SYNC_S."""
+
+    def __init__(self, world: int, ckpt_s: float, signals: list[int], step: int):
+        self.world, self.ckpt_s, self.signals = world, ckpt_s, signals
+        self.save_due = False
+        now = time.monotonic()
+        self.next_sync, self.next_ckpt = now + SYNC_S, now + ckpt_s  # one process
+        self.next_step, self.mark = step + 1, (step, now)  # a group: the first beat after one batch
+
+    def due(self, step: int) -> bool:
+        if self.world == 1:
+            return time.monotonic() >= min(self.next_sync, self.next_ckpt) or bool(self.signals)
+        return step >= self.next_step
+
+    def votes(self, step: int) -> list[float]:
+        """[a checkpoint is due here, a signal came here, batches from here to the next beat]."""
+        now = time.monotonic()
+        pace = (step - self.mark[0]) / max(now - self.mark[1], 1e-9)  # batches per second, here
+        return [float(now >= self.next_ckpt), float(bool(self.signals)),
+                max(1.0, pace * min(SYNC_S, self.next_ckpt - now))]
+
+    def agreed(self, step: int, save_due: bool, ahead: float) -> None:
+        """The ranks' votes: any rank due to save, their mean batches ahead (the same on every rank)."""
+        now = time.monotonic()
+        self.save_due, self.next_sync = save_due, now + SYNC_S
+        self.next_step, self.mark = step + max(1, int(ahead)), (step, now)
+
+    def saved(self) -> float:
+        """After a checkpoint (its time counts as neither training nor pace); returns the time."""
+        now = time.monotonic()
+        self.save_due, self.next_ckpt, self.mark = False, now + self.ckpt_s, (self.mark[0], now)
+        return now
+
+
 @contextlib.contextmanager
 def deferred_signals() -> Iterator[list[int]]:
     """Inside, SIGINT and SIGTERM are recorded in the yielded list instead of raised, so the loop
@@ -410,10 +485,10 @@ def deferred_signals() -> Iterator[list[int]]:
             signal.signal(s, handler)
 
 
-def stop(checkpoint: Path, signals: list[int]) -> None:
-    """After a checkpoint: raise Interrupted if a signal came."""
-    if signals:
-        raise Interrupted(signals[0], f"the last checkpoint is {checkpoint}")
+def stop(checkpoint: Path, signum: int | None) -> None:
+    """After a checkpoint: raise Interrupted if a signal came (to any rank: see `_Run.save`)."""
+    if signum:
+        raise Interrupted(signum, f"the last checkpoint is {checkpoint}")
 
 
 def _to_device(h: Hidden | None, device: torch.device) -> Hidden | None:
