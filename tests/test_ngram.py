@@ -7,9 +7,13 @@ import gzip
 import itertools
 import json
 import math
+import os
 import random
+import subprocess
+import sys
 import warnings
 from collections import Counter
+from pathlib import Path
 
 import kenlm
 import numpy as np
@@ -438,6 +442,18 @@ def test_stage_writes_model_and_metrics(project):
         warnings.simplefilter("ignore")
         main(["toy", "3"])
     assert sorted(p.name for p in (project / "models/toy-ngram-3").iterdir()) == ["config.json", "model.arpa"]
+
+
+def test_stage_process_imports_no_heavy_library(project):
+    """The stage is a second of work: numpy, not torch, mlflow (its tracking agent imports that
+    in a process of its own), pandas or datasets, whose imports alone would cost as much."""
+    code = ("import sys, warnings; warnings.simplefilter('ignore'); from stages.ngram import main; main(['toy', '3']); "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & "
+            "{'torch', 'mlflow', 'pandas', 'datasets', 'optuna', 'matplotlib', 'scipy', 'sklearn', 'tokenizers'}))")
+    root = Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(root)})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]" and (project / "metrics/toy-ngram-3.json").exists()
 
 
 @pytest.mark.parametrize(
