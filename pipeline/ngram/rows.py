@@ -12,17 +12,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# i = 0..9999 as "dddd", 4 ASCII bytes seen as one uint32, and its trailing zeros (4 for 0)
+# i = 0..9999 as "dddd": the value of those 4 ASCII bytes as a little-endian integer; and its
+# trailing zeros (4 for 0)
 _I4 = np.arange(10_000)
-_DIGITS4 = (48 + _I4[:, None] // np.array([1000, 100, 10, 1]) % 10).astype(np.uint8).view(np.uint32).ravel()
+_DIGITS4 = (48 + _I4[:, None] // np.array([1000, 100, 10, 1]) % 10).astype(np.uint8).view("<u4").ravel().astype(np.uint64)
 _ZEROS4 = sum(_I4 % 10**j == 0 for j in range(1, 5))
 # |x| * 10^(6-e) is exact but for one rounding (relative 1e-16), so rounding it to an integer is
 # certain unless the fraction is this close to one half; those values go to Python.
 HALFWAY_MARGIN = 1e-6
 _POW10 = 10.0 ** np.arange(11)  # exact
-# Every fixed-point "%.7g" string is some of these bytes, in order: the sign, "0.000", the 7
-# digits up to the point, the point, the 7 digits after it. Which ones: a row of _KEEP.
-LAYOUT = b"-0.000" + b"0" * 7 + b"." + b"0" * 7
+WIDTH = 16  # bytes per value: the longest "%.7g" string (14) and a 1- or 2-byte `end`
+_MINUS_ZERO_POINT, _ZEROS = int.from_bytes(b"-0.", "little"), int.from_bytes(b"000", "little")
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,7 @@ def format_g7(x: np.ndarray, end: bytes = b"", where: np.ndarray | None = None) 
     values within HALFWAY_MARGIN of a rounding tie (where correct rounding needs the exact
     binary value) are formatted by Python: for log10 probabilities and back-offs, a handful
     per million."""
+    assert len(end) <= WIDTH - 14
     x = np.asarray(x, dtype=np.float64)
     if where is not None:
         some = format_g7(x[where], end)
@@ -65,55 +66,40 @@ def format_g7(x: np.ndarray, end: bytes = b"", where: np.ndarray | None = None) 
     # to Python too: near-ties, and the rare value whose rounding carries to 10^7 (9.9999996)
     # or whose log10 was one off (next to a power of ten)
     slow |= (np.abs(scaled - np.floor(scaled) - 0.5) < HALFWAY_MARGIN) | (r < 1_000_000) | (r >= 10_000_000)
-    r = np.where(slow, 1_000_000, r)  # placeholder digits
-    hi, lo = r // 10_000, r % 10_000
-    sig = 7 - np.where(lo == 0, 4 + _ZEROS4[hi], _ZEROS4[lo])  # digits up to the last nonzero one
-    layout = _layout(np.signbit(x), e, sig)
-
-    # one row per value: LAYOUT with its digits, then `end`; each byte kept or not
-    width = len(LAYOUT) + len(end)
-    chars = np.empty((len(x), width), dtype=np.uint8)
-    chars[:] = np.frombuffer(LAYOUT + end, dtype=np.uint8)
-    digits = np.stack([_DIGITS4[hi], _DIGITS4[lo]], axis=1).view(np.uint8)[:, 1:]  # "0hhh" "llll"
-    chars[:, 6:13], chars[:, 14:21] = digits, digits
-    keep = np.ones((len(x), width), dtype=bool)
-    keep[:, : len(LAYOUT)] = _KEEP[layout]
-    length = _LENGTH[layout] + len(end)
+    rows, length = _fixed_point(np.where(slow, 1_000_000, r), e)
+    start = np.arange(len(x)) * WIDTH + 1  # after the "-"
+    chars = rows.view(np.uint8).reshape(-1)
+    for i, byte in enumerate(end):
+        chars[start + length + i] = byte
+    negative = np.signbit(x)
+    start, length = start - negative, length + negative + len(end)
 
     if slow.any():
         texts = [f"{v:.7g}".encode() + end for v in x[slow].tolist()]
-        length[slow] = [len(t) for t in texts]
-        chars[slow] = np.array(texts, dtype=f"S{width}").view(np.uint8).reshape(-1, width)
-        keep[slow] = np.arange(width) < length[slow, None]
-    # np.compress on the flat arrays: several times faster than chars[keep] on 2-D ones
-    return Strings(np.compress(keep.ravel(), chars.ravel()), np.cumsum(length) - length, length)
+        rows[slow] = np.array(texts, dtype=f"S{WIDTH}").view("<u8").reshape(-1, 2)
+        start[slow], length[slow] = np.flatnonzero(slow) * WIDTH, [len(t) for t in texts]
+    return Strings(chars, start, length)
 
 
-def _layout(negative: np.ndarray, e: np.ndarray, sig: np.ndarray) -> np.ndarray:
-    """The row of _KEEP of values with this sign, decimal exponent (-4..6) and number of
-    significant digits (1..7)."""
-    return ((e + 4) * 7 + sig - 1) * 2 + negative
-
-
-def _keep_table() -> np.ndarray:
-    """Which bytes of LAYOUT "%.7g" writes, for every sign, exponent and significant digits."""
-    negative, e, sig = (a.ravel() for a in np.meshgrid([False, True], np.arange(-4, 7), np.arange(1, 8), indexing="ij"))
-    j = np.arange(7)
-    point = np.where(e < 0, -1, e)[:, None]  # digits 0..point go before the point
-    keep = np.zeros((len(e), len(LAYOUT)), dtype=bool)
-    keep[:, 0] = negative
-    keep[:, 1:3] = (e < 0)[:, None]  # 0.
-    keep[:, 3:6] = j[:3] < (-e - 1)[:, None]  # 0.000ddd
-    keep[:, 6:13] = j <= point
-    keep[:, 13] = (e >= 0) & (sig > e + 1)
-    keep[:, 14:21] = (j > point) & (j < sig[:, None])
-    table = np.empty_like(keep)
-    table[_layout(negative, e, sig)] = keep
-    return table
-
-
-_KEEP = _keep_table()
-_LENGTH = np.count_nonzero(_KEEP, axis=1)
+def _fixed_point(r: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The "%.7g" text of r * 10^(e-6) (r: 7 digits, -4 <= e <= 6) after a "-", each in a row of
+    WIDTH bytes (two little-endian uint64s), and its length without the "-": for e >= 0 the
+    digits with "." after digit e, for e < 0 "0.", -e-1 zeros and the digits; the length
+    drops trailing zeros, and a bare point."""
+    hi, lo = r // 10_000, r % 10_000
+    digits = (_DIGITS4[hi] >> 8) | (_DIGITS4[lo] << 24)  # byte j: digit j
+    sig = (7 - np.where(lo == 0, 4 + _ZEROS4[hi], _ZEROS4[lo])).astype(np.uint64)  # up to the last nonzero digit
+    small = e < 0
+    before = np.where(small, 0, e + 1).astype(np.uint64)  # digits before the point
+    low = (1 << 8 * before) - 1
+    with_point = (digits & low) | (ord(".") << 8 * before) | ((digits & ~low) << 8)  # 8 bytes
+    zeros = np.where(small, -e - 1, 0).astype(np.uint64)
+    leading = _MINUS_ZERO_POINT | (_ZEROS & ((1 << 8 * zeros) - 1)) << 24  # "-0." and the zeros
+    rows = np.empty((len(r), 2), dtype="<u8")
+    rows[:, 0] = np.where(small, leading | digits << 8 * (3 + zeros), ord("-") | with_point << 8)
+    rows[:, 1] = np.where(small, digits >> 8 * (5 - zeros), with_point >> 56)
+    length = np.where(small, 2 + zeros + sig, np.where(sig > before, sig + 1, before))
+    return rows, length.astype(np.int64)
 
 
 def join_rows(columns: list[tuple[Strings, np.ndarray]]) -> bytes:
