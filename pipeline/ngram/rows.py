@@ -110,14 +110,8 @@ def join_rows(columns: list[tuple[Strings, np.ndarray]]) -> bytes:
     offset = np.cumsum(sizes) - sizes
     start = np.stack([s.start[i] + o for (s, i), o in zip(columns, offset)], axis=1).ravel()
     length = np.stack([s.length[i] for s, i in columns], axis=1).ravel()
-    start, length = start[length > 0], length[length > 0]
-    # The source index of each output byte, as a running sum: +1 within a piece, and at a
-    # piece's first byte the jump from the previous piece's last byte (fewer passes over the
-    # bytes than np.repeat + np.arange).
-    step = np.ones(int(length.sum()), dtype=np.int64)
-    if len(step):
-        firsts = np.cumsum(length[:-1])
-        step[0] = start[0]
-        step[firsts] = start[1:] - (start[:-1] + length[:-1] - 1)
-        np.cumsum(step, out=step)
-    return np.take(src, step).tobytes()
+    end = np.cumsum(length)
+    # output byte p of piece q is src[start[q] + p - (end[q] - length[q])]
+    gather = np.repeat(start - (end - length), length)
+    gather += np.arange(len(gather))
+    return np.take(src, gather).tobytes()
