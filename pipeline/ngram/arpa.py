@@ -38,7 +38,7 @@ from pipeline.ngram.vocab import RESERVED
 
 # Level 1: about 3x faster than gzip's default 6 on ARPA text, for a file about 15% bigger.
 GZIP_LEVEL = 1
-CHUNK = 1 << 16  # n-grams per block of text: bounds the memory of the vectorised formatting
+CHUNK = 1 << 15  # n-grams per block of text: its gather index (~10 MB) stays in the L3 cache
 
 
 def write_arpa(model: NgramModel, path: str | Path) -> None:
