@@ -339,7 +339,8 @@ def stage_table(args) -> None:
             cells = [""] * (len(PHASES) + 1)
             if row["phases"]:
                 ph = min(row["phases"], key=lambda p: p["wall"])
-                cells = [f"{ph.get(k, 0.0):.2f}" for k in PHASES] + [f"{ph['wall'] - sum(ph.get(k, 0.0) for k in PHASES):.2f}"]
+                rest = ph["wall"] - sum(ph.get(k, 0.0) for k in PHASES)
+                cells = [f"{ph.get(k, 0.0):.2f}" for k in PHASES] + [f"{rest:.2f}"]
             wall, cpu = row["wall"][fastest(row)], row["cpu"][fastest(row)]
             print(f"| {order} | {name} | {wall:.2f} ({statistics.median(row['wall']):.2f}) | {cpu:.2f} | "
                   + " | ".join(cells) + f" | {row['mb']:.1f} | {wall / ref_wall:.2f} | {cpu / ref_cpu:.2f} |")

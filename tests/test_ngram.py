@@ -451,7 +451,8 @@ def test_stage_process_imports_no_heavy_library(project):
             "print(sorted({m.split('.')[0] for m in sys.modules} & "
             "{'torch', 'mlflow', 'pandas', 'datasets', 'optuna', 'matplotlib', 'scipy', 'sklearn', 'tokenizers'}))")
     root = Path(__file__).resolve().parents[1]
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(root)})
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env={**os.environ, "PYTHONPATH": str(root)})
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "[]" and (project / "metrics/toy-ngram-3.json").exists()
 

@@ -15,7 +15,9 @@ import numpy as np
 # i = 0..9999 as "dddd": the value of those 4 ASCII bytes as a little-endian integer; and its
 # trailing zeros (4 for 0)
 _I4 = np.arange(10_000)
-_DIGITS4 = (48 + _I4[:, None] // np.array([1000, 100, 10, 1]) % 10).astype(np.uint8).view("<u4").ravel().astype(np.uint64)
+_DIGITS4 = (
+    (48 + _I4[:, None] // np.array([1000, 100, 10, 1]) % 10).astype(np.uint8).view("<u4").ravel().astype(np.uint64)
+)
 _ZEROS4 = sum(_I4 % 10**j == 0 for j in range(1, 5))
 # |x| * 10^(6-e) is exact but for one rounding (relative 1e-16), so rounding it to an integer is
 # certain unless the fraction is this close to one half; those values go to Python.
