@@ -794,7 +794,17 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     except FileNotFoundError:
         raise UserError(f"{path}: not found (run from the project root)") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = _parse_yaml(text)
     except yaml.YAMLError as e:
         raise UserError(f"{path}: not valid YAML: {e}") from None
     return parse_params(raw, str(path))
+
+
+def _parse_yaml(text: str) -> Any:
+    """With libyaml's parser where PyYAML has one: 10x faster than the pure-Python one, and
+    every stage starts here. A syntax error is raised by the pure-Python parser, whose message
+    quotes the line."""
+    try:
+        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError:
+        return yaml.safe_load(text)

@@ -7,9 +7,13 @@ import gzip
 import itertools
 import json
 import math
+import os
 import random
+import subprocess
+import sys
 import warnings
 from collections import Counter
+from pathlib import Path
 
 import kenlm
 import numpy as np
@@ -19,7 +23,8 @@ import yaml
 from pipeline.config import CharTokenizerConfig, WordTokenizerConfig
 from pipeline.errors import UserError
 from pipeline.evaluation import evaluate
-from pipeline.ngram import NgramScorer, NgramVocab, estimate, read_arpa, write_arpa
+from pipeline.ngram import NgramScorer, NgramVocab, arpa, estimate, read_arpa, write_arpa
+from pipeline.ngram.rows import format_g7
 from pipeline.ngram.vocab import escape_char
 from pipeline.tokenizers import CharTokenizer, WordTokenizer
 from stages._cli import run
@@ -212,6 +217,62 @@ def test_arpa_round_trip(tmp_path):
     assert gzip.decompress(first) == (tmp_path / "m.arpa").read_bytes()
 
 
+
+def test_format_g7_is_pythons_g7():
+    """The vectorised formatter against Python's own "%.7g": every layout, the values where
+    log10 or the rounding is one off (..9995, powers of ten), rounding ties, non-finite ones."""
+    rng = np.random.default_rng(0)
+    edge = [0.0, -0.0, np.inf, -np.inf, np.nan, -99.0, 1.0, -1.0, 0.1, 1e-4, 1e-5, 9.9999995, 9.99999949,
+            0.00099999995, 9999999.5, 9999999.4, 1e7, 1e6, 1234567.0, 0.12345675, 123456.75, 5e-324, 1e300]
+    x = np.concatenate([
+        edge, -np.array(edge),
+        -rng.exponential(1.5, 20_000),  # log10 probabilities, back-offs
+        rng.standard_normal(20_000) * 10.0 ** rng.integers(-9, 10, 20_000),
+        (rng.integers(1, 10**7, 2_000) + 0.5) / 10.0 ** rng.integers(0, 10, 2_000),  # ties, near ties
+        *(np.nextafter(10.0 ** np.arange(-12, 12.0), to) for to in (0, np.inf)), 10.0 ** np.arange(-12, 12.0),
+    ])
+    got = format_g7(x, b"\t")
+    want = [f"{v:.7g}\t".encode() for v in x.tolist()]
+    assert [got.buf[s : s + n].tobytes() for s, n in zip(got.start, got.length)] == want
+    some = x > 0
+    partial = format_g7(x, b"", where=some)
+    assert [partial.buf[s : s + n].tobytes() for s, n in zip(partial.start, partial.length)] == [
+        f"{v:.7g}".encode() if keep else b"" for v, keep in zip(x.tolist(), some)
+    ]
+
+
+def slow_arpa(model) -> bytes:
+    """The ARPA text of `model` line by line, straight from the format (as the writer once did)."""
+    lines = ["\\data\\"] + [f"ngram {k}={len(o.keys)}" for k, o in enumerate(model.orders, 1)]
+    for k, o in enumerate(model.orders, 1):
+        lines += ["", f"\\{k}-grams:"]
+        for ids, p, b in zip(model.ngrams(k).tolist(), o.logp.tolist(), o.backoff.tolist()):
+            words = " ".join(model.symbols[i] for i in ids)
+            lines.append(f"{p:.7g}\t{words}\t{b:.7g}" if b else f"{p:.7g}\t{words}")
+    return "\n".join(lines + ["", "\\end\\", ""]).encode()
+
+
+@pytest.mark.parametrize("unit", ["word", "char"])
+def test_arpa_text_is_the_line_by_line_text(unit, tmp_path, monkeypatch):
+    """The vectorised writer, across block boundaries, with non-ASCII and escaped symbols and
+    values in every "%g" layout, writes what formatting each line would; KenLM loads it."""
+    text = "zounds ¡ay! <s> prithee\n" + (TRAIN if unit == "word" else TRAIN[:3000])
+    if unit == "word":
+        vocab = word_vocab(text, max_size=None)
+    else:
+        vocab = NgramVocab.from_tokenizer(CharTokenizer.train(text, CharTokenizerConfig()), "char")
+    fit = quiet_estimate(vocab, text, 4)
+    top = fit.model.orders[-1]
+    top.logp[:6] = [-1e-5, -2.5e-7, -1234567.0, -0.0001, -99.0, -0.12345675]
+    fit.model.orders[1].backoff[:3] = [-3e-5, 0.0, -0.0]
+    monkeypatch.setattr(arpa, "CHUNK", 7)
+    write_arpa(fit.model, tmp_path / "m.arpa")
+    assert (tmp_path / "m.arpa").read_bytes() == slow_arpa(fit.model)
+    write_arpa(fit.model, tmp_path / "m.arpa.gz")
+    assert gzip.decompress((tmp_path / "m.arpa.gz").read_bytes()) == slow_arpa(fit.model)
+    kenlm.Model(str(tmp_path / "m.arpa.gz"))
+
+
 GOOD_ARPA = """\\data\\
 ngram 1=4
 ngram 2=2
@@ -381,6 +442,19 @@ def test_stage_writes_model_and_metrics(project):
         warnings.simplefilter("ignore")
         main(["toy", "3"])
     assert sorted(p.name for p in (project / "models/toy-ngram-3").iterdir()) == ["config.json", "cost.json", "model.arpa"]
+
+
+def test_stage_process_imports_no_heavy_library(project):
+    """The stage is a second of work: numpy, not torch, mlflow (its tracking agent imports that
+    in a process of its own), pandas or datasets, whose imports alone would cost as much."""
+    code = ("import sys, warnings; warnings.simplefilter('ignore'); from stages.ngram import main; main(['toy', '3']); "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & "
+            "{'torch', 'mlflow', 'pandas', 'datasets', 'optuna', 'matplotlib', 'scipy', 'sklearn', 'tokenizers'}))")
+    root = Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env={**os.environ, "PYTHONPATH": str(root)})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]" and (project / "metrics/toy-ngram-3.json").exists()
 
 
 @pytest.mark.parametrize(

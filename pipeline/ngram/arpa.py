@@ -8,12 +8,13 @@
     ...
     \\end\\
 
-Probabilities are written with 7 significant digits (KenLM keeps float32 anyway); a back-off
-weight is written only where it is not 0 (= log10 1, the value a reader assumes when absent).
-The unigram symbols, in file order, are the vocabulary: id = line order. Gzip is chosen by the
-`.gz` suffix when writing and by the magic bytes when reading; the gzip header carries no
-name or time, so the same model gives the same bytes. (KenLM's query module loads orders >= 2
-only; `read_arpa` takes order 1 too.)
+Probabilities are written as "%.7g" writes them (7 significant digits; KenLM keeps float32
+anyway); a back-off weight is written only where it is not 0 (= log10 1, the value a reader
+assumes when absent). The unigram symbols, in file order, are the vocabulary: id = line order.
+The text is made in blocks of n-grams by numpy (rows.py), not line by line. Gzip is chosen by
+the `.gz` suffix when writing (level 1) and by the magic bytes when reading; the gzip header
+carries no name or time, so the same model gives the same bytes. (KenLM's query module loads
+orders >= 2 only; `read_arpa` takes order 1 too.)
 """
 
 from __future__ import annotations
@@ -21,45 +22,75 @@ from __future__ import annotations
 import gc
 import gzip
 import re
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from itertools import repeat
 from pathlib import Path
-from typing import IO
+from typing import IO, Iterable, Iterator
 
 import numpy as np
 
 from pipeline.errors import UserError
 from pipeline.io import atomic_open
 from pipeline.ngram.model import NgramModel, Order
+from pipeline.ngram.rows import Strings, format_g7, join_rows
 from pipeline.ngram.vocab import RESERVED
 
-CHUNK = 100_000  # lines formatted per write
+# Level 1: about 3x faster than gzip's default 6 on ARPA text, for a file about 15% bigger.
+GZIP_LEVEL = 1
+CHUNK = 1 << 15  # n-grams per block of text: its gather index (~10 MB) stays in the L3 cache
 
 
 def write_arpa(model: NgramModel, path: str | Path) -> None:
     path = Path(path)
     with atomic_open(path, "wb") as raw, _maybe_gzip(raw, path.suffix == ".gz") as f:
-        counts = "".join(f"ngram {k}={len(o.keys)}\n" for k, o in enumerate(model.orders, 1))
-        f.write(f"\\data\\\n{counts}".encode())
-        symbols = np.array(model.symbols, dtype=object)
-        for k, o in enumerate(model.orders, 1):
-            f.write(f"\n\\{k}-grams:\n".encode())
-            grams = model.ngrams(k)
-            for s in range(0, len(o.keys), CHUNK):
-                words = [" ".join(w) for w in symbols[grams[s : s + CHUNK]].tolist()]
-                logp, backoff = o.logp[s : s + CHUNK].tolist(), o.backoff[s : s + CHUNK].tolist()
-                lines = (
-                    f"{p:.7g}\t{w}\t{b:.7g}\n" if b else f"{p:.7g}\t{w}\n"
-                    for p, w, b in zip(logp, words, backoff)
-                )
-                f.write("".join(lines).encode())
-        f.write(b"\n\\end\\\n")
+        _write_behind(f, _text(model))
+
+
+def _text(model: NgramModel) -> Iterator[bytes]:
+    """The file's bytes, in blocks: each block of n-gram lines is formatted whole (rows.py)."""
+    counts = "".join(f"ngram {k}={len(o.keys)}\n" for k, o in enumerate(model.orders, 1))
+    yield f"\\data\\\n{counts}".encode()
+    symbols = [s.encode() for s in model.symbols]
+    V = len(symbols)
+    # each word brings its separator: " " before the next word; after the last one "\t" before
+    # a back-off (symbol id) or "\n" (id + V)
+    inner = Strings.of([s + b" " for s in symbols])
+    last = Strings.of([s + b"\t" for s in symbols] + [s + b"\n" for s in symbols])
+    for k, o in enumerate(model.orders, 1):
+        yield f"\n\\{k}-grams:\n".encode()
+        grams = model.ngrams(k)
+        for s in range(0, len(o.keys), CHUNK):
+            rows = slice(s, s + CHUNK)
+            backoff = o.backoff[rows]
+            has_backoff = backoff != 0  # 0 = log10 1 is what a reader assumes when absent
+            each = np.arange(len(backoff))
+            yield join_rows([
+                (format_g7(o.logp[rows], b"\t"), each),
+                *((inner, grams[rows, j]) for j in range(k - 1)),
+                (last, grams[rows, k - 1] + V * ~has_backoff),
+                (format_g7(backoff, b"\n", where=has_backoff), each),
+            ])
+    yield b"\n\\end\\\n"
+
+
+def _write_behind(f: IO[bytes], blocks: Iterable[bytes]) -> None:
+    """f.write each block in a worker thread while the next one is made: zlib releases the GIL,
+    so compression runs on a second core beside the formatting. One write in flight, in order."""
+    with ThreadPoolExecutor(max_workers=1) as writer:
+        pending = None
+        for block in blocks:
+            if pending is not None:
+                pending.result()
+            pending = writer.submit(f.write, block)
+        if pending is not None:
+            pending.result()
 
 
 def _maybe_gzip(raw: IO[bytes], gz: bool):
     """No name or time in the gzip header: the same model gives the same bytes."""
     return (
-        gzip.GzipFile(filename="", fileobj=raw, mode="wb", compresslevel=6, mtime=0)
+        gzip.GzipFile(filename="", fileobj=raw, mode="wb", compresslevel=GZIP_LEVEL, mtime=0)
         if gz
         else nullcontext(raw)
     )

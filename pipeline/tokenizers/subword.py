@@ -12,13 +12,16 @@ occurrences (n_unk_marker), so a text that has one is not scored open-vocab.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-from tokenizers import Tokenizer as HFTokenizer
-from tokenizers import decoders, models, pre_tokenizers, trainers
 
 from pipeline.config import SubwordTokenizerConfig
 from pipeline.text import split_lines
 from pipeline.tokenizers.base import Tokenizer
+
+if TYPE_CHECKING:  # imported where a subword tokenizer is made: stages that use none skip it
+    from tokenizers import Tokenizer as HFTokenizer
 
 
 class SubwordTokenizer(Tokenizer):
@@ -34,6 +37,9 @@ class SubwordTokenizer(Tokenizer):
 
     @classmethod
     def train(cls, text: str, cfg: SubwordTokenizerConfig, unk_marker: str | None = None) -> "SubwordTokenizer":
+        from tokenizers import Tokenizer as HFTokenizer
+        from tokenizers import decoders, models, pre_tokenizers, trainers
+
         hf = HFTokenizer(models.BPE())
         hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
         hf.decoder = decoders.ByteLevel()
@@ -58,4 +64,6 @@ class SubwordTokenizer(Tokenizer):
 
     @classmethod
     def from_state(cls, state: dict) -> "SubwordTokenizer":
+        from tokenizers import Tokenizer as HFTokenizer
+
         return cls(HFTokenizer.from_str(state["hf"]), state.get("unk_marker"))
