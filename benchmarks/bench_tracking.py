@@ -9,13 +9,16 @@ runs its stages one after another, in a scratch folder that links data/ (no real
 touched): once with `tracking.enabled: false` and once with tracking on a fresh sqlite store
 (the default), alternating which goes first, with no tracking agent running before the
 sequence (the first stage starts one; the others find it). The table shows medians of the
-sequence's wall time, the cost per stage and the ratio, the growth of a repro's wall time.
+sequence's wall time and CPU time (the stage processes and the agent, which logs its CPU time
+when it exits), per stage and as ratios: the growth of a repro's time. On a busy machine the
+CPU ratio is the steadier figure.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -30,15 +33,24 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 
-def wait_for_no_agent(env: dict) -> None:
-    """Until the agent of this environment has exited (it does so IDLE_S after its last stage)."""
+def agent_socket(env: dict) -> Path:
     probe = [sys.executable, "-c", "from pipeline.tracking.agent import socket_path; print(socket_path())"]
-    sock = Path(subprocess.run(probe, env=env, cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip())
+    return Path(subprocess.run(probe, env=env, cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip())
+
+
+def agent_cpu_seconds(sock: Path) -> float:
+    """Wait for the agent of this environment to exit (IDLE_S after its last stage); the CPU
+    time it says it used in its last exit line (0 when none ran)."""
     while sock.exists():
         time.sleep(1)
+    log = sock.with_suffix(".log")
+    exits = [line for line in log.read_text().splitlines() if " exits: " in line] if log.is_file() else []
+    return float(exits[-1].split(", ")[-1].split()[0]) if exits else 0.0
 
 
-def sequence_seconds(scratch: Path, run: str, tracking: bool, n: int) -> float:
+def sequence_seconds(scratch: Path, run: str, tracking: bool, n: int) -> tuple[float, float]:
+    """Wall and CPU seconds of `n` train stages in a row (CPU: the stage processes and, with
+    tracking, the agent they share)."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["tracking"]["enabled"] = tracking
     (scratch / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
@@ -50,15 +62,21 @@ def sequence_seconds(scratch: Path, run: str, tracking: bool, n: int) -> float:
             "--clip", clip]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("MLFLOW_TRACKING_URI", None)
-    wait_for_no_agent(env)
-    total = 0.0
+    sock = agent_socket(env)
+    before = agent_cpu_seconds(sock)  # no agent of an earlier sequence still runs
+    wall, cpu0 = 0.0, resource.getrusage(resource.RUSAGE_CHILDREN)
     for _ in range(n):
         for d in ("models", "metrics", "results", "curves", "checkpoints"):
             shutil.rmtree(scratch / d, ignore_errors=True)
         t0 = time.perf_counter()
         subprocess.run(argv, cwd=scratch, env=env, check=True, capture_output=True)
-        total += time.perf_counter() - t0
-    return total
+        wall += time.perf_counter() - t0
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime
+    if tracking:
+        after = agent_cpu_seconds(sock)
+        cpu += after if after != before else 0.0
+    return wall, cpu
 
 
 def main() -> None:
@@ -69,19 +87,22 @@ def main() -> None:
     args = ap.parse_args()
     if not (ROOT / "data" / "tokens").is_dir():
         sys.exit("no data/tokens: run `make repro` first")
-    times: dict[bool, list[float]] = {True: [], False: []}
+    times: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp)
         (scratch / "data").symlink_to(ROOT / "data")
         for r in range(args.rounds):
             for tracking in ((False, True) if r % 2 == 0 else (True, False)):
                 times[tracking].append(sequence_seconds(scratch, args.run, tracking, args.stages))
-    off, on = statistics.median(times[False]), statistics.median(times[True])
-    print(f"| {args.stages} train stages `{args.run}` in a row | wall s (median of {args.rounds}) | per stage |")
-    print("| --- | ---: | ---: |")
-    print(f"| tracking off | {off:.2f} | {off / args.stages:.2f} |")
-    print(f"| tracking on (fresh sqlite store, one agent) | {on:.2f} | {on / args.stages:.2f} |")
-    print(f"| ratio on / off | {on / off:.3f} | |")
+    (off, off_cpu), (on, on_cpu) = ([statistics.median(x[i] for x in times[t]) for i in (0, 1)] for t in (False, True))
+    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}\n")
+    print(f"| {args.stages} train stages `{args.run}` in a row (median of {args.rounds}) | wall s | per stage "
+          "| CPU s | per stage |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    print(f"| tracking off | {off:.2f} | {off / args.stages:.2f} | {off_cpu:.2f} | {off_cpu / args.stages:.2f} |")
+    print(f"| tracking on (fresh sqlite store, one agent) | {on:.2f} | {on / args.stages:.2f} | {on_cpu:.2f} | "
+          f"{on_cpu / args.stages:.2f} |")
+    print(f"| ratio on / off | {on / off:.3f} | | {on_cpu / off_cpu:.3f} | |")
 
 
 if __name__ == "__main__":

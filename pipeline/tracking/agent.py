@@ -24,6 +24,7 @@ import fcntl
 import hashlib
 import json
 import os
+import resource
 import selectors
 import socket
 import sys
@@ -121,7 +122,7 @@ class _Conn:
 class Agent:
     def __init__(self):
         self.lock = threading.Lock()
-        self.active, self.last_left = 0, time.monotonic()
+        self.active, self.runs, self.last_left = 0, 0, time.monotonic()
         self.clients: dict[str, object] = {}  # MlflowClient per store URI
         self.plot_lock = threading.Lock()  # matplotlib's state is not thread-safe
 
@@ -183,6 +184,7 @@ class Agent:
     def joined(self) -> None:
         with self.lock:
             self.active += 1
+            self.runs += 1
 
     def left(self) -> None:
         with self.lock:
@@ -209,9 +211,9 @@ class Agent:
                     if held and not sel.select(timeout=0):  # no stage is connecting: close for good
                         sock_path.unlink(missing_ok=True)
                         listener.close()
-                        log = sock_path.with_suffix(".log")
-                        if log.is_file() and log.stat().st_size == 0:
-                            log.unlink()
+                        usage = resource.getrusage(resource.RUSAGE_SELF)
+                        print(f"agent {os.getpid()} exits: {self.runs} runs, "
+                              f"{usage.ru_utime + usage.ru_stime:.2f} s CPU", file=sys.stderr)
                         return
 
     def _accept(self, listener: socket.socket) -> None:
