@@ -223,11 +223,21 @@ class NgramConfig(Strict):
 
 class ModelConfig(Strict):
     """One RNN: embedding -> `layers` x `cell` -> dropout -> softmax. The grid's `cell` and
-    `dropout` factors are written into this section (see `Params.train_for`)."""
+    `dropout` factors are written into this section (see `Params.train_for`).
+
+    Its size is given one of two ways: `hidden` (and `embed_dim`), or `param_budget`, from which
+    the trainer solves hidden = embed_dim per LM type, from its vocabulary size, layers, cell and
+    tying (pipeline/rnn/model.py `solve_size`), so that models of different vocabularies compare
+    at (nearly) the same number of parameters."""
 
     cell: Cell = Field("lstm", description="recurrent cell (a grid factor)")
-    embed_dim: int = Field(128, ge=1, description="embedding size")
-    hidden: int = Field(128, ge=1, description="units per recurrent layer")
+    embed_dim: int | None = Field(128, ge=1, description="embedding size; null: equal to hidden (the rule "
+                                  "a param_budget solves by)")
+    hidden: int | None = Field(128, ge=1, description="units per recurrent layer; null with param_budget")
+    param_budget: int | None = Field(
+        None, gt=0, description="instead of hidden and embed_dim (both null): the most parameters the model "
+        "may have (the hybrid's word model and speller together); hidden = embed_dim is solved per LM type "
+        "to come as close to it as an integer size allows, never above")
     layers: int = Field(2, ge=1, description="stacked recurrent layers")
     dropout: float = Field(0.0, ge=0, lt=1, description="dropout on embeddings, between layers, before "
                            "the softmax (a grid factor)")
@@ -238,9 +248,18 @@ class ModelConfig(Strict):
     @classmethod
     def _tie(cls, tie: bool, info: ValidationInfo) -> bool:
         sizes = info.data.get("embed_dim"), info.data.get("hidden")  # validated before this field
-        if tie and sizes[0] != sizes[1]:
+        if tie and None not in sizes and sizes[0] != sizes[1]:
             raise ValueError(f"tie_weights needs embed_dim == hidden (here {sizes[0]} and {sizes[1]})")
         return tie
+
+    @model_validator(mode="after")
+    def _size(self) -> "ModelConfig":
+        if self.param_budget is not None and (self.hidden is not None or self.embed_dim is not None):
+            raise ValueError("give either hidden (and embed_dim) or param_budget, not both: with a "
+                             "param_budget, set hidden and embed_dim to null (they are solved from it)")
+        if self.param_budget is None and self.hidden is None:
+            raise ValueError("give hidden (units per layer) or param_budget (a parameter count)")
+        return self
 
 
 class BatchingConfig(Strict):
@@ -573,7 +592,7 @@ class TuneConfig(Strict):
         if "speller" in over:
             raise ValueError("a trial has no speller settings of its own")
         try:
-            TrainConfig.model_validate(_deep_merge(TrainConfig().model_dump(exclude={"speller"}), over))
+            TrainConfig.model_validate(_merge_train(TrainConfig().model_dump(exclude={"speller"}), over))
         except ValidationError as e:
             raise ValueError("; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors()))
         return over
@@ -612,7 +631,7 @@ class Params(Strict):
         over it, then the grid factors (`cell`, `dropout`, `clip`) written into it. The hybrid's
         `speller` is merged over the hybrid's config before the factors (they are the word
         model's). Errors name `where`."""
-        base = _deep_merge(self.train.model_dump(exclude={"speller"}), self.train_overrides.get(lm, {}))
+        base = _merge_train(self.train.model_dump(exclude={"speller"}), self.train_overrides.get(lm, {}))
         speller = base.pop("speller", None)
         if speller is not None and lm != "hybrid":
             raise UserError(f"{where}: train_overrides.{lm}.speller: only the hybrid LM has a speller")
@@ -622,7 +641,7 @@ class Params(Strict):
                                 "section (a `train`-shaped mapping: model, batching, optim, epochs, ...)")
             if "speller" in speller:
                 raise UserError(f"{where}: train_overrides.hybrid.speller.speller: a speller has no speller")
-            base["speller"] = _deep_merge(base, speller)
+            base["speller"] = _merge_train(base, speller)
         merged = _deep_merge(base, _factor_overrides(factors or {}))
         try:
             return TrainConfig.model_validate(merged)
@@ -687,6 +706,20 @@ def _scope(node: Any, prefix: str, keys: tuple[str, ...]) -> Any:
     if isinstance(node, BaseModel):
         return node.model_construct(**{f: sub(f, getattr(node, f)) for f in type(node).model_fields})
     return {k: sub(str(k), v) for k, v in node.items()}
+
+
+def _merge_train(base: dict, over: dict) -> dict:
+    """A partial `train` section merged over a full one, key by key, but for the model's size:
+    a layer that gives `hidden` or `param_budget` replaces the size it inherits, so that e.g.
+    `train_overrides.char.model.param_budget` works over a `train.model.hidden`, and a speller
+    with a hidden of its own works under a budgeted hybrid."""
+    model = over.get("model")
+    if isinstance(model, dict) and isinstance(base.get("model"), dict):
+        if model.get("param_budget") is not None:
+            base = _deep_merge(base, {"model": {"hidden": None, "embed_dim": None}})
+        elif model.get("hidden") is not None:
+            base = _deep_merge(base, {"model": {"param_budget": None}})
+    return _deep_merge(base, over)
 
 
 def _deep_merge(base: dict, over: dict) -> dict:
