@@ -301,8 +301,13 @@ class TrainConfig(Strict):
     optim: OptimConfig = OptimConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     epochs: int = Field(3, ge=1)
+    max_train_chars: int | None = Field(
+        None, gt=0, description="the data budget every LM type shares: train on the whole lines of the start of "
+        "the train text that fit in N characters (newlines included), so char, word, hybrid and subword models "
+        "see the same text, and the n-gram's budget-matched run counts exactly it (null: the whole split)"
+    )
     max_train_tokens: int | None = Field(
-        None, gt=0, description="train on the first N tokens of the train split (quick profiles)"
+        None, gt=0, description="then at most the first N tokens of it, in the model's own units (quick runs)"
     )
     device: Literal["auto", "cpu", "cuda", "mps"] = Field("auto", description="auto: cuda > mps > cpu")
     bf16: bool = Field(False, description="bf16 autocast on CUDA")
@@ -375,7 +380,8 @@ class TrackingConfig(Strict):
 
 
 class GridConfig(Strict):
-    """The ablation grid: dvc.yaml's `train` matrix reads these lists, one member per combination."""
+    """The ablation grid: dvc.yaml's `train` matrix reads these lists, one member per combination,
+    and its `train_seed` matrix the same times `seed` (the members' runs with more seeds)."""
 
     corpus: Annotated[list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.]+$")]], Field(min_length=1),
                       AfterValidator(_unique)] = Field(description="corpora to run (names without '-': "
@@ -385,6 +391,11 @@ class GridConfig(Strict):
     # int | float keeps each value as written (clip 5 stays 5): DVC names runs by str() of it
     dropout: Annotated[Factor, _in(0, 1, "in [0, 1)")]
     clip: Annotated[Factor, _in(0, None, ">= 0 (0 = off)")]
+    seed: Annotated[list[int], AfterValidator(_unique)] = Field(
+        default_factory=list,
+        description="more seeds: every member also trains once per seed listed, as run <member>-<seed> "
+        "(stage train_seed@); the member itself trains with the top-level `seed`. So [] is one seed, "
+        "[1, 2] three, and adding a seed adds runs without re-running any")
 
 
 # ----------------------------------------------------------------------------- tuning
@@ -615,6 +626,9 @@ class Params(Strict):
 
     @model_validator(mode="after")
     def _cross(self, info: ValidationInfo) -> "Params":
+        if self.seed in self.grid.seed:
+            raise ValueError(f"grid.seed lists {self.seed}, the top-level `seed` every grid member already "
+                             "trains with: list only the other seeds")
         unknown = [c for c in self.grid.corpus if c not in self.corpora]
         if unknown:
             raise ValueError(f"grid.corpus names {unknown}, not in corpora {sorted(self.corpora)}")

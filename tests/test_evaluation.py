@@ -8,6 +8,7 @@ import torch
 
 from pipeline.config import CharTokenizerConfig, EvalConfig, ModelConfig, SubwordTokenizerConfig, WordTokenizerConfig
 from pipeline.evaluation import Score, count_words, evaluate, evaluate_segments, segments
+from pipeline.text import first_lines
 from pipeline.rnn.model import RNNLM
 from pipeline.rnn.scorer import RNNScorer, sequence_nll
 from pipeline.tokenizers import train_tokenizer
@@ -125,3 +126,10 @@ def test_hybrid_charges_unk_words_their_spelling():
     assert hybrid["nll_nats"] == pytest.approx(words_only["nll_nats"] + spelled, rel=1e-6)
     assert hybrid["open_vocab"] is True and hybrid["n_oov"] == 0
     assert hybrid["n_tokens"] == words_only["n_tokens"] == count_words(text)
+
+
+def test_first_lines_is_a_shared_character_budget():
+    text = "ab c\nde\nfghij\n"
+    assert first_lines(text, None) == first_lines(text, 100) == text
+    assert first_lines(text, 8) == first_lines(text, 12) == "ab c\nde\n"  # whole lines only
+    assert first_lines(text, 4) == ""  # not even the first line fits

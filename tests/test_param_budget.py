@@ -14,7 +14,7 @@ from tests.helpers import repo_params, set_key
 from tests.test_rnn_model import count_params
 
 # vocabulary sizes of the default profile's tokenizers: char, subword, word/hybrid
-VOCABS = {"char": 84, "subword": 2000, "word": 5000}
+VOCABS = {"char": 77, "subword": 2000, "word": 5000}
 
 
 @pytest.mark.parametrize("cell", CELLS)

@@ -26,11 +26,13 @@ UNITS = {"char": "characters", "word": "words", "hybrid": "words", "subword": "B
 
 
 def expected_runs(grid: GridConfig, orders: Sequence[int]) -> list[str]:
-    """The run ids of dvc.yaml's `ngram` (corpus x [ngram] x order) and `train`
-    (corpus x lm x cell x dropout x clip) matrices: the runs the report shows. Metrics files
-    of members no longer in the grid (DVC never deletes them) are not reported."""
+    """The run ids of dvc.yaml's `ngram` (corpus x [ngram] x order), `train`
+    (corpus x lm x cell x dropout x clip) and `train_seed` (the same x grid.seed) matrices: the
+    runs the report shows, each member's seeds after it. Metrics files of members no longer in
+    the grid (DVC never deletes them) are not reported."""
     ngram = [paths.run_id(c, "ngram", o) for c in grid.corpus for o in orders]
-    train = [paths.run_id(*v) for v in itertools.product(*(getattr(grid, k) for k in TRAIN_AXES))]
+    train = [paths.run_id(*v, *seed) for v in itertools.product(*(getattr(grid, k) for k in TRAIN_AXES))
+             for seed in [(), *((s,) for s in grid.seed)]]
     return ngram + train
 
 
