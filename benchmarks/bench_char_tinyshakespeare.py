@@ -76,7 +76,7 @@ def main() -> None:
         train.main(["tinyshakespeare", run, "--lm", "char", "--cell", "lstm",
                     "--dropout", str(args.dropout), "--clip", "1.0"])
         wall = time.perf_counter() - t0
-        m = read_json(paths.metrics_file(run))
+        m = read_json(paths.result_file(run))
         curve = paths.curve_file(run).read_text(encoding="utf-8")
 
     print(f"\n{curve}")

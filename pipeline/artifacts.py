@@ -2,12 +2,13 @@
 
 `train_run` and `ngram_run` compute; they return a `RunResult` and write nothing final (the
 trainer's checkpoints are its own business). `write_run` writes a result into its `RunDir`:
-the model files first, then the curve, then the metrics file, last, so that a metrics file
-means a complete run. Whatever else must see a finished run (the MLflow logger, DDP's rank 0)
-hooks in here, once.
+the model files and cost first, then the curve, the result and, last, the metrics file, so
+that a metrics file means a complete run. Whatever else must see a finished run (the MLflow
+logger, DDP's rank 0) hooks in here, once. Which file holds what: pipeline/paths.py.
 
-curves/<run>.csv: one row per epoch, one column per numeric key of the trainer's epoch records;
-read by the report and by `dvc plots` (dvc.yaml plots `epoch` against `valid_bits_per_char`).
+curves/<run>.csv: one row per epoch, one column per numeric key of the trainer's epoch records
+but the clock's (CLOCK: those go to the cost file); read by the report and by `dvc plots`
+(dvc.yaml plots `epoch` against `valid_bits_per_char`).
 """
 
 from __future__ import annotations
@@ -20,13 +21,18 @@ from pathlib import Path
 from typing import Callable
 
 from pipeline.io import write_json, write_text
-from pipeline.paths import RunDir
+from pipeline.paths import COST, RunDir
 from pipeline.tracking import Tracker
+
+
+CLOCK = ("wall_s", "tokens_per_s")  # per-epoch record keys that time a run rather than describe it
+HEADLINE = ("bits_per_char", "word_ppl")  # the evaluator's figures metrics/<run>.json shows per split
 
 
 @dataclass
 class RunResult:
-    metrics: dict  # what metrics/<run>.json holds
+    result: dict  # results/<run>.json: deterministic (same params, seed and machine: same bytes)
+    cost: dict = field(default_factory=dict)  # models/<run>/cost.json: wall times and speeds
     records: list[dict] = field(default_factory=list)  # per-epoch rows of curves/<run>.csv (RNN runs)
     # model files by name (paths.WEIGHTS, ...): each writes its artifact, atomically, to the path given
     files: dict[str, Callable[[Path], None]] = field(default_factory=dict)
@@ -40,17 +46,33 @@ def write_run(rd: RunDir, result: RunResult) -> None:
         write(rd.file(name))
     for name in result.obsolete:
         rd.file(name).unlink(missing_ok=True)
+    epochs = [{k: r[k] for k in ("epoch", *CLOCK) if k in r} for r in result.records]
+    write_json(rd.file(COST), {**result.cost, **({"per_epoch": epochs} if epochs else {})})
     if result.records:
         write_curve(rd.curve, result.records)
-    write_json(rd.metrics, result.metrics)
+    write_json(rd.result, result.result)
+    write_json(rd.metrics, headline(result.result))
     if result.tracker is not None:
-        result.tracker.finish(result.metrics, [rd.file(n) for n in result.files] + result.logged,
+        result.tracker.finish({**result.result, **result.cost},
+                              [rd.file(n) for n in (*result.files, COST)] + result.logged,
                               rd.curve if result.records else None)
 
 
+def headline(result: dict) -> dict:
+    """What `dvc metrics show/diff` compare: a few numbers per run, no names, paths or clocks."""
+    out = {f"{split}_{k}": result[split][k] for split in ("test", "valid") if result.get(split) for k in HEADLINE}
+    if result.get("test"):
+        out["open_vocab"] = result["test"]["open_vocab"]
+    out["n_params"] = result["n_params"]
+    if "diverged" in result:
+        out["diverged"] = result["diverged"]
+    return out
+
+
 def write_curve(path: str | os.PathLike, records: list[dict]) -> None:
-    """Per-epoch scalars as CSV (one column per numeric key seen in any epoch)."""
-    keys = list(dict.fromkeys(k for r in records for k, v in r.items() if isinstance(v, (int, float))))
+    """Per-epoch scalars as CSV (one column per numeric key seen in any epoch, the clock's aside)."""
+    keys = list(dict.fromkeys(k for r in records for k, v in r.items()
+                              if isinstance(v, (int, float)) and k not in CLOCK))
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=keys, extrasaction="ignore", lineterminator="\n")
     w.writeheader()

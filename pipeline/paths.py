@@ -3,7 +3,17 @@ they agree. This module imports nothing of the project: every layer may use it.
 
 A run id is the key DVC gives a matrix member (values joined by '-'), e.g. stage
 `train@shakespeare-word-lstm-0.5-5` is run `shakespeare-word-lstm-0.5-5`: the same name for
-the stage, `models/<run>/`, `metrics/<run>.json`, `curves/<run>.csv` and the MLflow run.
+the stage, `models/<run>/`, `results/<run>.json`, `metrics/<run>.json`, `curves/<run>.csv` and
+the MLflow run.
+
+Three files describe a finished run, split by who reads them:
+- `results/<run>.json`: everything deterministic about it (identity, the evaluator's sums and
+  ratios for valid and test, flags): what the report reads;
+- `metrics/<run>.json`: its headline numbers, DVC's `metrics:` (`dvc metrics show/diff`), a
+  table a reviewer can read;
+- `models/<run>/cost.json`: what the clock said (wall time, tokens/s). Kept out of the other
+  two, so a re-run or resumed stage with the same result changes no file the report depends
+  on, and two clones of the same commit write byte-identical results and metrics.
 """
 
 from __future__ import annotations
@@ -14,6 +24,7 @@ from pathlib import Path
 DATA = Path("data")
 MODELS = Path("models")
 METRICS = Path("metrics")
+RESULTS = Path("results")
 CURVES = Path("curves")
 TUNING = Path("tuning")
 CHECKPOINTS = Path("checkpoints")  # git-ignored, never a DVC out (see RunDir.checkpoints)
@@ -72,7 +83,13 @@ def run_id(*parts: object) -> str:
 
 
 def metrics_file(run: str) -> Path:
+    """The run's headline numbers (DVC metrics)."""
     return METRICS / f"{run}.json"
+
+
+def result_file(run: str) -> Path:
+    """The run's full deterministic record (what the report reads)."""
+    return RESULTS / f"{run}.json"
 
 
 def curve_file(run: str) -> Path:
@@ -86,6 +103,9 @@ def tuning_dir(target: str) -> Path:
     return TUNING / target
 
 
+TUNING_SUMMARY = "summary.json"  # in tuning_dir: trial counts, the best trial, the target's own values
+
+
 def figure_file(name: str) -> Path:
     """A report figure, `name` without extension."""
     return FIGURES / f"{name}.png"
@@ -94,7 +114,7 @@ def figure_file(name: str) -> Path:
 @dataclass(frozen=True)
 class RunDir:
     """Where one run's artifacts live: `models/<run>/` the final model files (weights, samples,
-    ARPA), `metrics/<run>.json`, `curves/<run>.csv` (all DVC outs), and the trainer's
+    ARPA, cost), `results/<run>.json`, `metrics/<run>.json`, `curves/<run>.csv` (all DVC outs), and the trainer's
     checkpoints in `checkpoints/<run>/<params hash>/<part>/`, outside DVC's outs: DVC deletes a
     stage's outs before it runs it and keeps no run-cache for a stage with persistent outs, so
     checkpoints there would make every train stage ineligible for the run-cache. Keyed by the
@@ -126,6 +146,10 @@ class RunDir:
         return metrics_file(self.run)
 
     @property
+    def result(self) -> Path:
+        return result_file(self.run)
+
+    @property
     def curve(self) -> Path:
         return curve_file(self.run)
 
@@ -133,6 +157,7 @@ class RunDir:
 WEIGHTS = "model.pt"  # final state_dicts of an RNN run (the best epoch)
 CONFIG = "config.json"  # the effective config a run's model was made with (its MLflow params)
 SAMPLES = "samples.txt"  # generated text of an RNN run
+COST = "cost.json"  # wall time and speed of the run that made the model (see the module's docstring)
 
 
 def arpa_name(gzip: bool) -> str:

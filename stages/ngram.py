@@ -26,12 +26,12 @@ def main(argv: list[str] | None = None) -> None:
     args, params = corpus_stage(__doc__, argv, PARAMS,
                                 lambda ap: ap.add_argument("order", type=int, help="n-gram order (>= 1)"))
     rd = paths.RunDir(paths.run_id(args.corpus, "ngram", args.order))
-    check_writable(rd.root, paths.METRICS)
+    check_writable(rd.root, paths.RESULTS, paths.METRICS)
     result = ngram_run(params, args.corpus, args.order)
-    m = result.metrics
+    m = result.result
     write_run(rd, result)
     log.info("%s: valid word ppl %.2f, test word ppl %.2f, %d n-grams, estimated in %.2f s",
-             m["run"], m["valid"]["word_ppl"], m["test"]["word_ppl"], m["n_params"], m["estimate_s"])
+             m["run"], m["valid"]["word_ppl"], m["test"]["word_ppl"], m["n_params"], result.cost["estimate_s"])
 
 
 if __name__ == "__main__":

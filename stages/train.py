@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     spec = RunSpec(args.run, args.corpus, *factors, seed=args.seed, group=paths.run_id(args.corpus, *factors))
 
     rd = paths.RunDir(args.run)
-    check_writable(rd.root, paths.METRICS, paths.CURVES, rd.checkpoint_root)
+    check_writable(rd.root, paths.RESULTS, paths.METRICS, paths.CURVES, rd.checkpoint_root)
     write_run(rd, train_run(params, spec))
 
 

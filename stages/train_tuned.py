@@ -42,9 +42,9 @@ def main(argv: list[str] | None = None) -> None:
     spec = RunSpec(target.tuned_run, target.corpus, target.lm, target.cell, target.dropout, target.clip,
                    seed=tuned.seed)
     rd = paths.RunDir(spec.run)
-    check_writable(rd.root, paths.METRICS, paths.CURVES, rd.checkpoint_root)
+    check_writable(rd.root, paths.RESULTS, paths.METRICS, paths.CURVES, rd.checkpoint_root)
     result = train_run(tuned, spec)
-    result.metrics["tuned"] = {"from": best_file.as_posix(), "params": best}
+    result.result["tuned"] = {"from": best_file.as_posix(), "params": best}
     write_run(rd, result)
 
 

@@ -214,8 +214,8 @@ def clone(origin, name: str, remote: Path, rev: str | None = None) -> Path:
 
 
 def scores(repo: Path, run: str) -> dict:
-    """A run's test and valid scores (its metrics file less timings)."""
-    m = json.loads((repo / "metrics" / f"{run}.json").read_text())
+    """A run's test and valid scores (from its result file)."""
+    m = json.loads((repo / "results" / f"{run}.json").read_text())
     return {"test": m["test"], "valid": m["valid"]}
 
 

@@ -39,11 +39,11 @@ def test_full_run_then_nothing_then_only_what_changed(repo):
         "tokenize@toy-hybrid", "tokenize@toy-subword", "ngram@toy-ngram-2", "train@toy-word-lstm-0.0-5",
         "report",
     }
-    m = read_json(d / "metrics" / "toy-word-lstm-0.0-5.json")
+    m = read_json(d / "results" / "toy-word-lstm-0.0-5.json")
     assert m["test"]["n_chars"] == len((d / "data/text/toy/test.txt").read_text(encoding="utf-8"))
     assert m["test"]["open_vocab"] is False and m["diverged"] is False
     assert (d / "curves" / "toy-word-lstm-0.0-5.csv").read_text().startswith("epoch")
-    assert read_json(d / "metrics" / "toy-ngram-2.json")["test"]["n_words"] == m["test"]["n_words"]
+    assert read_json(d / "results" / "toy-ngram-2.json")["test"]["n_words"] == m["test"]["n_words"]
     report = (d / "reports" / "README.md").read_text()
     assert "toy-word-lstm-0.0-5" in report and "toy-ngram-2" in report
 
@@ -92,18 +92,19 @@ def test_report_shows_only_the_runs_params_name(repo):
 def test_reverted_params_restore_from_the_run_cache_without_training(repo):
     d, run = repo
     assert run("dvc", "repro").returncode == 0
-    first = read_json(d / "metrics" / "toy-word-lstm-0.0-5.json")
+    first = [(d / f).read_bytes() for f in ("results/toy-word-lstm-0.0-5.json", "models/toy-word-lstm-0.0-5/cost.json")]
     good = (d / "params.yaml").read_text()
     set_param(d / "params.yaml", "train.optim.lr", 1.0)
     r = run("dvc", "repro")
     assert r.returncode == 0 and "train@toy-word-lstm-0.0-5" in ran(r.stdout), r.stdout + r.stderr
-    assert read_json(d / "metrics" / "toy-word-lstm-0.0-5.json") != first
+    assert (d / "results/toy-word-lstm-0.0-5.json").read_bytes() != first[0]
     (d / "params.yaml").write_text(good)
     r = run("dvc", "repro")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "train@toy-word-lstm-0.0-5" not in ran(r.stdout)  # restored, not run
     assert "Stage 'train@toy-word-lstm-0.0-5' is cached - skipping run, checking out outputs" in r.stdout
-    assert read_json(d / "metrics" / "toy-word-lstm-0.0-5.json") == first  # timings included
+    # the cached outputs came back: the wall time of the first run too
+    assert [(d / f).read_bytes() for f in ("results/toy-word-lstm-0.0-5.json", "models/toy-word-lstm-0.0-5/cost.json")] == first
 
 
 @pytest.mark.parametrize("edit, key", [

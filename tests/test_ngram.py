@@ -365,10 +365,10 @@ def test_stage_writes_model_and_metrics(project):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         main(["toy", "3"])
-    m = json.loads((project / "metrics/toy-ngram-3.json").read_text())
+    m = json.loads((project / "results/toy-ngram-3.json").read_text())
     assert (m["run"], m["lm"], m["corpus"], m["order"]) == ("toy-ngram-3", "ngram", "toy", 3)
     assert m["n_params"] == sum(m["ngrams"]) and len(m["discounts"]) == 3
-    assert m["test"]["n_oov"] > 0 and m["valid"]["word_ppl"] > 1 and m["estimate_s"] >= 0
+    assert m["test"]["n_oov"] > 0 and m["valid"]["word_ppl"] > 1 and json.loads((project / "models/toy-ngram-3/cost.json").read_text())["estimate_s"] >= 0
     path = project / "models/toy-ngram-3/model.arpa.gz"
     assert m["model"] == "models/toy-ngram-3/model.arpa.gz"
     again = evaluate(
@@ -382,7 +382,7 @@ def test_stage_writes_model_and_metrics(project):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         main(["toy", "3"])
-    assert sorted(p.name for p in (project / "models/toy-ngram-3").iterdir()) == ["config.json", "model.arpa"]
+    assert sorted(p.name for p in (project / "models/toy-ngram-3").iterdir()) == ["config.json", "cost.json", "model.arpa"]
 
 
 @pytest.mark.parametrize(

@@ -44,7 +44,7 @@ def scoped_params(grid: dict, orders=(3,), keys=("grid", "ngram.orders"), **sect
 
 def rnn_metrics(run: str, lm: str, cell: str, dropout, clip, bpc: float | None, diverged_epoch: int | None = None,
                 **extra) -> dict:
-    """metrics/<run>.json of an RNN run as the trainer writes it (bpc None: diverged)."""
+    """results/<run>.json (with its cost) of an RNN run as the trainer writes it (bpc None: diverged)."""
     scores = None if bpc is None else {
         "bits_per_char": bpc, "word_ppl": round(2 ** (bpc * 4.68), 3), "open_vocab": lm != "word",
         "oov_rate": 0.1445 if lm == "word" else 0.0, "n_chars": 1000, "n_words": 200,
@@ -73,12 +73,12 @@ def write_results(grid: dict, orders=(3, 5), diverged=(), bpc=None, samples: str
                                                 + (0.5 if cell == "rnn_tanh" and float(c) == 0 else 0), 4))
     for c, o in itertools.product(grid["corpus"], orders):
         run = paths.run_id(c, "ngram", o)
-        write_json(paths.metrics_file(run), ngram_metrics(run, o, 1.38 + 0.001 * o))
+        write_json(paths.result_file(run), ngram_metrics(run, o, 1.38 + 0.001 * o))
     for combo in itertools.product(*(grid[a] for a in ("corpus", "lm", "cell", "dropout", "clip"))):
         run = paths.run_id(*combo)
         _, lm, cell, d, c = combo
         value = None if run in diverged else bpc(lm, cell, d, c)
-        write_json(paths.metrics_file(run), rnn_metrics(run, lm, cell, d, c, value, 1 if value is None else None))
+        write_json(paths.result_file(run), rnn_metrics(run, lm, cell, d, c, value, 1 if value is None else None))
         last = value if value is not None else 9.0
         write_curve(paths.curve_file(run), [
             {"epoch": 1, "lr": 2.0, "train_loss": 2.2 * last, "grad_norm": 1.0, "valid_bits_per_char": last + 0.3,
@@ -127,10 +127,10 @@ def test_expected_runs_are_dvc_matrix_keys():
 
 
 def test_stale_metrics_are_not_reported(project):
-    write_json(paths.metrics_file("c-ngram-3"), metrics("c-ngram-3", "ngram", 2.5, order=3))
-    write_json(paths.metrics_file("c-word-lstm-0.0-5"), metrics("c-word-lstm-0.0-5", "word", 2.0,
+    write_json(paths.result_file("c-ngram-3"), metrics("c-ngram-3", "ngram", 2.5, order=3))
+    write_json(paths.result_file("c-word-lstm-0.0-5"), metrics("c-word-lstm-0.0-5", "word", 2.0,
                                                                   cell="lstm", dropout=0.0, clip=5))
-    write_json(paths.metrics_file("c-word-gru-0.0-5"), metrics("c-word-gru-0.0-5", "word", 1.0))  # stale
+    write_json(paths.result_file("c-word-gru-0.0-5"), metrics("c-word-gru-0.0-5", "word", 1.0))  # stale
     write_curve(paths.curve_file("c-word-lstm-0.0-5"), [{"epoch": 1, "valid_bits_per_char": 2.2}])
     rows = render(["c-ngram-3", "c-word-lstm-0.0-5"])
     assert [m["run"] for m in rows] == ["c-word-lstm-0.0-5", "c-ngram-3"]
@@ -142,8 +142,8 @@ def test_stale_metrics_are_not_reported(project):
 
 
 def test_missing_expected_metrics_is_a_user_error_naming_the_file(project):
-    write_json(paths.metrics_file("c-ngram-3"), metrics("c-ngram-3", "ngram", 2.5, order=3))
-    with pytest.raises(UserError, match=r"metrics/c-ngram-5\.json: not found"):
+    write_json(paths.result_file("c-ngram-3"), metrics("c-ngram-3", "ngram", 2.5, order=3))
+    with pytest.raises(UserError, match=r"results/c-ngram-5\.json: not found"):
         render(["c-ngram-3", "c-ngram-5"])
 
 
@@ -155,7 +155,7 @@ def test_report_stage_reports_the_params_grid_as_dvc_names_it(project):
     # clip 5 in the YAML is run ...-5 (DVC's key), not ...-5.0
     for run, lm in [("shakespeare-ngram-3", "ngram"), ("shakespeare-word-lstm-0.0-5", "word"),
                     ("shakespeare-ngram-5", "ngram"), ("shakespeare-word-lstm-0.0-0", "word")]:
-        write_json(paths.metrics_file(run), metrics(run, lm, 2.0))
+        write_json(paths.result_file(run), metrics(run, lm, 2.0))
     report_stage.main([])
     readme = (paths.REPORTS / "README.md").read_text()
     page = (paths.REPORTS / "index.html").read_text()
@@ -163,6 +163,33 @@ def test_report_stage_reports_the_params_grid_as_dvc_names_it(project):
         assert "shakespeare-ngram-3" in text and "shakespeare-word-lstm-0.0-5" in text
         assert "shakespeare-ngram-5" not in text and "shakespeare-word-lstm-0.0-0" not in text
     assert 'id="run-shakespeare-word-lstm-0.0-5"' in page and 'id="run-shakespeare-ngram-3"' in page
+
+
+def test_the_report_stage_sets_each_tuned_run_against_its_grid_member(project):
+    params = repo_params(tune=True)
+    params["corpora"]["c"] = params["corpora"].pop("shakespeare")
+    params["grid"] = {"corpus": ["c"], "lm": ["word"], "cell": ["lstm"], "dropout": [0.0], "clip": [5]}
+    params["ngram"]["orders"] = [3]
+    params["tune"]["targets"] = {"w": {"corpus": "c", "lm": "word", "cell": "lstm", "dropout": 0.0, "clip": 5},
+                                 "g": {"corpus": "c", "lm": "word", "cell": "gru", "dropout": 0.0, "clip": 5}}
+    Path("params.yaml").write_text(yaml.safe_dump(params))
+    write_json(paths.result_file("c-word-lstm-0.0-5"), metrics("c-word-lstm-0.0-5", "word", 2.0))
+    write_json(paths.result_file("c-ngram-3"), metrics("c-ngram-3", "ngram", 2.2, order=3))
+    for target, value in (("w", 1.75), ("g", 2.5)):
+        tuned = metrics(f"{target}-tuned", "word", value)
+        tuned["tuned"] = {"from": f"tuning/{target}/best_params.json",
+                          "params": {"train.optim.lr": 0.123456, "train.schedule.kind": "plateau"}}
+        write_json(paths.result_file(f"{target}-tuned"), tuned)
+    write_json(paths.tuning_dir("w") / paths.TUNING_SUMMARY, {"trials": {"complete": 4, "pruned": 2, "fail": 0}})
+    report_stage.main([])
+    rows = {r[0]: r for r in md_table_after((paths.REPORTS / "README.md").read_text(), "Tuned learning-rate")}
+    assert rows["w"][1].startswith("2.000") and rows["w"][2].startswith("**1.750") and rows["w"][3] == "-0.250"
+    assert rows["w"][4] == "lr 0.1235; kind plateau" and rows["w"][5] == "4 complete, 2 pruned"
+    assert rows["g"][1] == "not in the grid" and rows["g"][3] == ""  # gru is not a grid member here
+    assert 'id="run-w-tuned"' in (paths.REPORTS / "index.html").read_text()
+    (paths.RESULTS / "g-tuned.json").unlink()
+    with pytest.raises(UserError, match=r"results/g-tuned\.json: not found"):
+        report_stage.main([])
 
 
 def test_a_report_of_the_default_grid_shows_every_run_once_anchored(project):
@@ -289,7 +316,7 @@ def test_the_reference_level_is_the_first_in_params_grid(project):
 def test_closed_vocabulary_ngram_figures_are_flagged_and_explained(project):
     grid = {"corpus": ["c"], "lm": ["char"], "cell": ["lstm"], "dropout": [0.0], "clip": [5]}
     runs = write_results(grid, orders=(3, 5))
-    write_json(paths.metrics_file("c-ngram-5"), ngram_metrics("c-ngram-5", 5, 1.9, open_vocab=True, unit="char"))
+    write_json(paths.result_file("c-ngram-5"), ngram_metrics("c-ngram-5", 5, 1.9, open_vocab=True, unit="char"))
     render(runs, scoped_params(grid, orders=(3, 5)))
     md = (paths.REPORTS / "README.md").read_text()
     table = md_table_after(md, "## n-gram baseline")
@@ -323,7 +350,7 @@ def test_training_data_note_reads_the_budget_when_the_stage_declares_it(project)
                                      "968,015", "ok"]
     # a count recorded by the run wins
     m = rnn_metrics("c-word-lstm-0.0-5", "word", "lstm", 0.0, 5, 1.7, train_tokens=123_456)
-    write_json(paths.metrics_file("c-word-lstm-0.0-5"), m)
+    write_json(paths.result_file("c-word-lstm-0.0-5"), m)
     render(runs, scoped_params(grid, keys=keys))
     cost = {row[0]: row for row in md_table_after((paths.REPORTS / "README.md").read_text(), "## Cost")}
     assert cost["c-word-lstm-0.0-5"][6] == "123,456"

@@ -39,7 +39,6 @@ from tests.helpers import ROOT, dvc_project, ran, repo_params, write_scenes
 pytestmark = pytest.mark.slow
 
 WORDS = "thou art the king and i the fool who sings of rome while lords and ladies dance".split()
-TIMING = ("wall_s", "tokens_per_s")  # the only fields a resumed run may differ in
 DEADLINE_S = 180  # for any one process; a run here takes seconds
 ENV = {
     **os.environ,
@@ -195,14 +194,6 @@ class Cut:
         return self.second
 
 
-def stable_metrics(path: Path) -> dict:
-    return {k: v for k, v in read_json(path).items() if k not in TIMING}
-
-
-def stable_curve(path: Path) -> list[dict]:
-    return [{k: v for k, v in row.items() if k not in TIMING} for row in read_curve(path)]
-
-
 def assert_same_weights(a: Path, b: Path) -> None:
     """model.pt of two runs: {part: state_dict}, bitwise."""
     wa, wb = (torch.load(p, map_location="cpu", weights_only=True) for p in (a, b))
@@ -213,14 +204,15 @@ def assert_same_weights(a: Path, b: Path) -> None:
 
 
 def assert_same_run(run: str, resumed: Path, reference: Path) -> None:
-    """Metrics (test and valid scores included), curve and final weights of two runs agree, all
-    but the timing fields."""
+    """Result, metrics and curve files of two runs are byte-identical (the clock's figures live
+    in models/<run>/cost.json), and so are the final weights."""
     rd = paths.RunDir(run)
-    m = stable_metrics(resumed / rd.metrics)
+    m = read_json(resumed / rd.result)
     assert m["test"] is not None and not m["diverged"] and m["epochs"] >= 2, m
-    assert m == stable_metrics(reference / rd.metrics)
-    curve = stable_curve(resumed / rd.curve)
-    assert len(curve) == m["epochs"] and curve == stable_curve(reference / rd.curve)
+    for f in (rd.result, rd.metrics, rd.curve):
+        assert (resumed / f).read_bytes() == (reference / f).read_bytes(), f
+    assert len(read_curve(resumed / rd.curve)) == m["epochs"]
+    assert read_json(resumed / rd.file(paths.COST))["wall_s"] > 0
     assert_same_weights(resumed / rd.file(paths.WEIGHTS), reference / rd.file(paths.WEIGHTS))
 
 

@@ -54,21 +54,21 @@ def project(tmp_path, monkeypatch):
 def test_hybrid_run_is_open_vocabulary_and_spells_its_samples(project):
     train_stage.main(["toy", "toy-hybrid-gru-0.0-5", "--lm", "hybrid", "--cell", "gru",
                       "--dropout", "0.0", "--clip", "5", "--seed", "1337"])
-    m = read_json("metrics/toy-hybrid-gru-0.0-5.json")
+    m = read_json("results/toy-hybrid-gru-0.0-5.json")
     assert m["test"]["open_vocab"] is True and m["test"]["n_oov"] == 0
     assert m["valid"]["nll_nats"] > 0 and m["best_epoch"] in (1, 2)
     samples = Path("models/toy-hybrid-gru-0.0-5/samples.txt").read_text()
     assert "<unk>" not in samples and samples.startswith("--- sample 0")
     (ckpts,) = (d for d in Path("checkpoints/toy-hybrid-gru-0.0-5").iterdir() if d.is_dir())  # one params hash
     assert sorted(p.name for p in ckpts.iterdir()) == ["mlflow_run_id", "model", "speller"]
-    assert sorted(p.name for p in Path("models/toy-hybrid-gru-0.0-5").iterdir()) == ["config.json", "model.pt",
-                                                                                   "samples.txt"]
+    assert sorted(p.name for p in Path("models/toy-hybrid-gru-0.0-5").iterdir()) == ["config.json", "cost.json",
+                                                                                   "model.pt", "samples.txt"]
 
 
 def test_same_params_and_seed_give_the_same_numbers(project):
     params = load_params()
-    a = train_run(params, RunSpec("a", "toy", "word", "lstm", 0.5, 5.0, seed=1337), progress=False).metrics
-    b = train_run(params, RunSpec("b", "toy", "word", "lstm", 0.5, 5.0, seed=1337), progress=False).metrics
+    a = train_run(params, RunSpec("a", "toy", "word", "lstm", 0.5, 5.0, seed=1337), progress=False).result
+    b = train_run(params, RunSpec("b", "toy", "word", "lstm", 0.5, 5.0, seed=1337), progress=False).result
     assert a["test"] == b["test"] and a["valid"] == b["valid"]
 
 
@@ -76,8 +76,9 @@ def test_divergence_is_a_result_and_the_report_shows_it(project):
     set_param(Path("params.yaml"), "train.optim.lr", 1e9)
     train_stage.main(["toy", "toy-word-rnn_relu-0.0-0", "--lm", "word", "--cell", "rnn_relu",
                       "--dropout", "0.0", "--clip", "0", "--seed", "1337"])
-    m = read_json("metrics/toy-word-rnn_relu-0.0-0.json")
+    m = read_json("results/toy-word-rnn_relu-0.0-0.json")
     assert m["diverged"] is True and m["diverged_epoch"] == 1 and m["test"] is None
+    assert read_json("metrics/toy-word-rnn_relu-0.0-0.json") == {"n_params": m["n_params"], "diverged": True}
     rows = render(["toy-word-rnn_relu-0.0-0"])
     assert rows[-1]["run"] == "toy-word-rnn_relu-0.0-0"
     assert "diverged (epoch 1)" in Path("reports/README.md").read_text()
@@ -86,16 +87,17 @@ def test_divergence_is_a_result_and_the_report_shows_it(project):
 
 def test_other_data_trains_afresh_and_reverting_finds_the_finished_run(project, caplog):
     spec = RunSpec("toy-word-lstm-0.0-5", "toy", "word", "lstm", 0.0, 5.0, seed=1337)
-    first = train_run(load_params(), spec, progress=False).metrics
+    first = train_run(load_params(), spec, progress=False)
     set_param(Path("params.yaml"), "tokenizers.word.max_size", 10)  # same train params, other data
     tokenize.main(["toy", "word"])
-    other = train_run(load_params(), spec, progress=False).metrics
-    assert other["test"]["nll_nats"] != first["test"]["nll_nats"]
+    other = train_run(load_params(), spec, progress=False).result
+    assert other["test"]["nll_nats"] != first.result["test"]["nll_nats"]
     set_param(Path("params.yaml"), "tokenizers.word.max_size", 12)
     tokenize.main(["toy", "word"])
     with caplog.at_level(logging.INFO):
-        again = train_run(load_params(), spec, progress=False).metrics
-    assert again == first  # timings included: nothing was trained, the finished run came back
+        again = train_run(load_params(), spec, progress=False)
+    # nothing was trained, the finished run came back: its wall time too
+    assert (again.result, again.cost) == (first.result, first.cost)
     assert re.search(r"resuming from checkpoints/toy-word-lstm-0.0-5/\w+/model/ckpt-2-0\.pt", caplog.text)
     assert len([d for d in Path("checkpoints/toy-word-lstm-0.0-5").iterdir() if d.is_dir()]) == 2
 
@@ -148,7 +150,7 @@ def test_a_signal_stops_training_at_a_checkpoint_in_one_line_and_resumes_exactly
     assert again.returncode == 0 and f"resuming from {kept.group(1)}" in again.stderr, again.stderr
     whole = subprocess.run(_stage_argv("whole"), env=env, capture_output=True, text=True, timeout=120)
     assert whole.returncode == 0, whole.stderr
-    a, b = (read_json(f"metrics/{r}.json") for r in ("cut", "whole"))
+    a, b = (read_json(f"results/{r}.json") for r in ("cut", "whole"))
     assert a["test"] == b["test"] and a["valid"] == b["valid"] and a["epochs"] == b["epochs"] == 4
 
 
@@ -222,7 +224,7 @@ def test_lm_types_share_the_data_budget_and_record_their_solved_sizes(project):
     set_param(Path("params.yaml"), "train.max_train_chars", 3000)
     set_param(Path("params.yaml"), "train.model", {"param_budget": 9000, "hidden": None, "embed_dim": None,
                                                    "layers": 1, "tie_weights": True})
-    runs = {lm: train_run(load_params(), RunSpec(lm, "toy", lm, "lstm", 0.0, 5.0, seed=3), progress=False).metrics
+    runs = {lm: train_run(load_params(), RunSpec(lm, "toy", lm, "lstm", 0.0, 5.0, seed=3), progress=False).result
             for lm in ("word", "hybrid")}
     text = Path("data/text/toy/train.txt").read_text()
     assert runs["word"]["train_chars"] == runs["hybrid"]["train_chars"] == len(first_lines(text, 3000)) > 2900

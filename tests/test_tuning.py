@@ -158,7 +158,7 @@ def test_a_tiny_study_is_reproducible_resumable_and_feeds_train_tuned(project, t
 
     # train_tuned trains the target's full config with the best values, through the train path
     train_tuned_stage.main([T])
-    m = read_json(f"metrics/{T}-tuned.json")
+    m = read_json(f"results/{T}-tuned.json")
     best = read_json(out / "best_params.json")["params"]
     config = read_json(f"models/{T}-tuned/config.json")
     assert m["run"] == f"{T}-tuned" and m["test"]["bits_per_char"] > 0 and m["tuned"]["params"] == best
@@ -281,13 +281,61 @@ def test_two_workers_on_postgresql_share_one_study_exactly(project, tmp_path, po
     assert read_json(Path("tuning") / T / "summary.json")["storage"].startswith("postgresql+psycopg://optuna:***@")
 
 
+class Dashboard:
+    """optuna-dashboard serving `storage` on 127.0.0.1, read by a thread every 50 ms meanwhile,
+    as a user watching a live study would: the answers it got and the errors it saw."""
+
+    def __init__(self, storage: str, tmp_path: Path):
+        import socket
+        import threading
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.url = f"http://127.0.0.1:{s.getsockname()[1]}"
+        self.log = open(tmp_path / "dashboard.log", "w+")
+        self.proc = subprocess.Popen([str(Path(sys.executable).parent / "optuna-dashboard"), storage, "--host",
+                                      "127.0.0.1", "--port", self.url.rsplit(":", 1)[1]],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        self.answers, self.errors, self.stop = 0, [], threading.Event()
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+        self.thread.start()
+
+    def _watch(self) -> None:
+        import json
+        import urllib.error
+        import urllib.request
+
+        while not self.stop.wait(0.05):
+            try:
+                studies = json.load(urllib.request.urlopen(f"{self.url}/api/studies", timeout=10))
+                for st in studies["study_summaries"]:
+                    study = json.load(urllib.request.urlopen(f"{self.url}/api/studies/{st['study_id']}?after=0",
+                                                             timeout=10))
+                    self.answers += bool(study["trials"])
+            except urllib.error.HTTPError as e:
+                self.errors.append(f"{e.code}: {e.read()[:300]!r}")
+            except (urllib.error.URLError, ConnectionError):  # not listening yet
+                pass
+            except Exception as e:  # an answer of another shape
+                self.errors.append(repr(e))
+
+    def close(self) -> str:
+        self.stop.set()
+        self.thread.join()
+        self.proc.terminate()
+        self.proc.wait()
+        self.log.seek(0)
+        return self.log.read()
+
+
 def test_local_workers_on_sqlite_survive_a_worker_killed_mid_trial(project, tmp_path):
-    """Three worker processes on one sqlite file (no "database is locked"); one is SIGKILLed in
-    the middle of a trial: after the heartbeat's grace period its trial is FAIL, a copy with the
-    same params runs (resuming the killed trial's checkpoints) and the study ends with exactly
-    n_trials finished."""
+    """Three worker processes on one sqlite file (no "database is locked", with optuna-dashboard
+    reading the live study all along); one is SIGKILLed in the middle of a trial: after the
+    heartbeat's grace period its trial is FAIL, a copy with the same params runs (resuming the
+    killed trial's checkpoints) and the study ends with exactly n_trials finished."""
     project(n_trials=6, trial={"max_train_tokens": 1200, "checkpoint_minutes": 0.002}, pruner={"kind": "none"})
     storage = f"sqlite:///{tmp_path / 'studies.optuna.db'}"
+    dashboard = Dashboard(storage, tmp_path)
     proc = tune_cli(tmp_path, "--workers", "3")
     victim = None
     deadline = time.monotonic() + 120
@@ -302,8 +350,10 @@ def test_local_workers_on_sqlite_survive_a_worker_killed_mid_trial(project, tmp_
                     break
     os.kill(int(victim.user_attrs["worker"].split(":")[1]), signal.SIGKILL)
     out, _ = proc.communicate(timeout=300)
+    served = dashboard.close()
     assert proc.returncode == 0, out
     assert "database is locked" not in out and "Traceback" not in out, out
+    assert dashboard.answers > 0 and not dashboard.errors and "database is locked" not in served, served
     study = study_of(storage)
     assert study.trials[victim.number].state == TrialState.FAIL
     (retry,) = [t for t in study.trials if t.system_attrs.get("failed_trial") == victim.number]

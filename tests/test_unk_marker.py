@@ -297,7 +297,7 @@ def test_our_ngram_scores_the_wikitext_test_file_as_kenlm_does(tmp_path, monkeyp
 
     test = Path("data/text/wt/test.txt").read_text(encoding="utf-8")
     assert test == (tmp_path / "wiki.test.tokens").read_text(encoding="utf-8")  # verbatim
-    m = read_json(paths.metrics_file("wt-ngram-3"))["test"]
+    m = read_json(paths.result_file("wt-ngram-3"))["test"]
     lm = kenlm.Model(str(paths.RunDir("wt-ngram-3").file(paths.arpa_name(True))))
     lines = test.split("\n")[:-1]
     kenlm_nll = -sum(lm.score(line, bos=True, eos=True) for line in lines) * math.log(10)

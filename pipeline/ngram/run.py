@@ -66,14 +66,13 @@ def ngram_run(params: Params, corpus: str, order: int) -> RunResult:
         "unit": cfg.unit,
         "model": str(rd.file(arpa)),
         **scores,
-        "estimate_s": round(estimate_s, 3),
         "n_params": fit.model.n_params,
         "ngrams": [len(o.keys) for o in fit.model.orders],
         "vocab_size": len(vocab),
         "train_tokens": fit.n_tokens,
         "discounts": fit.discounts.round(6).tolist(),
     }
-    return RunResult(metrics, files={arpa: lambda path: write_arpa(fit.model, path),
+    return RunResult(metrics, {"estimate_s": round(estimate_s, 3)}, files={arpa: lambda path: write_arpa(fit.model, path),
                                      paths.CONFIG: lambda path: write_json(path, config)},
                      obsolete=(paths.arpa_name(not cfg.arpa_gzip),), tracker=tracker,
                      logged=[paths.tokenizer_file(corpus, cfg.unit)])  # a stale file of the other format

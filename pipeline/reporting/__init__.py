@@ -1,7 +1,7 @@
 """The ablation report: reports/README.md and a self-contained reports/index.html.
 
-From metrics/<run>.json and curves/<run>.csv of exactly the runs params.yaml names (RNN grid
-members and n-gram baselines; see `expected_runs`), all scored in test bits/char, the one unit
+From results/<run>.json and curves/<run>.csv of exactly the runs params.yaml names (RNN grid
+members and n-gram baselines, see `expected_runs`; tuned runs, see `collect_tuned`), all scored in test bits/char, the one unit
 every LM type shares:
 
 - the best run per LM type;
@@ -11,13 +11,14 @@ every LM type shares:
   first in params.yaml's grid) to each other level, over pairs of runs that differ only there;
 - the n-gram baselines, closed-vocabulary figures flagged (their `<unk>` swallows mass that
   open models must spend), and how much training data each kind of model saw;
-- learning curves, the cost of each run, a few generated lines of the best run per LM type.
+- learning curves, the cost of each run, a few generated lines of the best run per LM type;
+- tuned against default learning-rate schedules, per `tune.targets` entry.
 
 Modules: `runs` (which runs, their metrics, the grid), `analysis` (the tables), `figures`
 (matplotlib, imported only when drawing), `markup` (Markdown and HTML), `report` (`render`).
 """
 
 from pipeline.reporting.report import render
-from pipeline.reporting.runs import TRAIN_AXES, collect, expected_runs
+from pipeline.reporting.runs import TRAIN_AXES, collect, collect_tuned, expected_runs
 
-__all__ = ["TRAIN_AXES", "collect", "expected_runs", "render"]
+__all__ = ["TRAIN_AXES", "collect", "collect_tuned", "expected_runs", "render"]

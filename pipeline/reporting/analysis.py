@@ -1,5 +1,6 @@
 """The report's numbers, as tables of cells: a pivot per LM type, the main effects of the
-factors, the n-gram baselines, the cost of each run, the best run per LM type."""
+factors, the n-gram baselines, the cost of each run, the best run per LM type, tuned against
+default schedules."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from typing import Any
 
 from pipeline import paths
 from pipeline.reporting.markup import Cell, Table
-from pipeline.reporting.runs import (FACTORS, RNN_LMS, TRAIN_AXES, UNITS, Design, bpc, closed_vocab, fmt_bpc,
-                                     fmt_delta, fmt_int, fmt_ppl, fmt_seconds, is_ngram, scored, status,
+from pipeline.reporting.runs import (FACTORS, RNN_LMS, TRAIN_AXES, UNITS, Design, Tuned, bpc, closed_vocab,
+                                     fmt_bpc, fmt_delta, fmt_int, fmt_ppl, fmt_seconds, is_ngram, scored, status,
                                      train_budget)
 
 CLOSED = "\u2020"  # dagger: a closed-vocabulary figure (footnote in the report)
@@ -237,6 +238,33 @@ def data_note(ngrams: list[dict], rnn_lms: list[str], params: Any, rnn_rows: lis
                      "their own units; `train_overrides.<lm>` may change the cap per LM type, see params.yaml).")
     parts.append("So models did not see the same amount of training data: compare LM types with that in mind.")
     return " ".join(parts)
+
+
+# ----------------------------------------------------------------------------- tuning
+
+
+def tuning_table(tuned: list[Tuned]) -> Table:
+    """Per target: test bits/char with the default schedule and with the tuned one, the change,
+    the tuned values and the study's trial counts."""
+    rows = []
+    for t in tuned:
+        change = bpc(t.tuned) - bpc(t.default) if t.default is not None else math.nan
+        values = (t.tuned.get("tuned") or {}).get("params") or {}
+        trials = (t.summary or {}).get("trials") or {}
+        rows.append([
+            Cell(t.target, kind="label"),
+            score_cell(t.default) if t.default is not None else Cell("not in the grid", kind="missing"),
+            score_cell(t.tuned, anchor=True, best=math.isfinite(change) and change < 0),
+            Cell(fmt_delta(change) if math.isfinite(change) else ""),
+            Cell("; ".join(f"{k.rsplit('.', 1)[-1]} {_short(v)}" for k, v in values.items())),
+            Cell(", ".join(f"{n} {state}" for state, n in trials.items() if n)),
+        ])
+    return Table(id="tuning-table", columns=["target", "default schedule", "tuned schedule", "change",
+                                             "tuned values", "trials"], rows=rows)
+
+
+def _short(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
 # ----------------------------------------------------------------------------- samples

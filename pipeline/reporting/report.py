@@ -69,13 +69,15 @@ def _tables(blocks: list) -> Iterable[Table]:
             yield b
 
 
-def render(runs: Iterable[str], params: Any = None, links: dict[str, str] | None = None) -> list[dict]:
-    """Write reports/{README.md, index.html, figures/*.png} for `runs` (metrics/<run>.json each,
+def render(runs: Iterable[str], params: Any = None, links: dict[str, str] | None = None,
+           tuned: list[analysis.Tuned] | None = None) -> list[dict]:
+    """Write reports/{README.md, index.html, figures/*.png} for `runs` (results/<run>.json each,
     curves/<run>.csv where there is one). `params`: the stage's params (its `grid` fixes the
     factors' levels and their order, the first being the reference of the main effects; with
     `train` and `train_overrides` declared, the RNN runs' token budgets are stated); without
     them, both come from the metrics. `links`: run id -> URL (e.g. its MLflow run), to link
-    every run the report shows. Returns the runs' metrics, best test bits/char first."""
+    every run the report shows. `tuned`: tuning targets to compare with their grid members.
+    Returns the runs' results, best test bits/char first."""
     rows = collect(runs)
     grid = declared(lambda: params.grid) if params is not None else MISSING
     orders = declared(lambda: params.ngram.orders) if params is not None else MISSING
@@ -148,6 +150,15 @@ def render(runs: Iterable[str], params: Any = None, links: dict[str, str] | None
                  "run (for an n-gram model, its estimation). Train tokens: as recorded by the run, else an RNN's "
                  "budget from params.yaml where the report reads it; blank: not known."),
             cost)
+
+    if tuned:
+        section("tuning", "Tuned learning-rate schedules",
+                Para("Each `tune.targets` entry: its grid member trained with the default schedule (params.yaml's "
+                     "`train`) and with the best values an Optuna study found (`train_tuned@<target>`, the same "
+                     "budget as the grid), test bits/char (word perplexity beneath); negative change = the tuned "
+                     f"schedule is better ({BEST}). The study chose on valid bits/char of short trials "
+                     "(`tune.trial`); `tuning/<target>/` holds its trials and plots."),
+                analysis.tuning_table(tuned))
 
     samples = []
     for corpus, lm, runs_ in groups:

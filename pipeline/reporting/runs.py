@@ -1,9 +1,11 @@
 """Which runs the report shows, their metrics, and where each sits in the grid.
 
-A run is read from metrics/<run>.json (a dict, as the one artifact writer wrote it). RNN runs
-have lm, cell, dropout, clip, test/valid score dicts (None when the run diverged), n_params,
-tokens_per_s, wall_s; n-gram runs have lm "ngram", order, unit, test/valid, n_params (stored
-n-grams), train_tokens, estimate_s.
+A run is read from results/<run>.json (a dict, as the one artifact writer wrote it) and its
+models/<run>/cost.json, merged. RNN runs have lm, cell, dropout, clip, test/valid score dicts
+(None when the run diverged), n_params, and from the cost file tokens_per_s, wall_s; n-gram
+runs have lm "ngram", order, unit, test/valid, n_params (stored n-grams), train_tokens, and
+estimate_s. The cost file is read, not depended on: a re-run that changes only the clock's
+figures does not re-render the report (see pipeline/paths.py).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pipeline import paths
 from pipeline.config import GridConfig, Undeclared
 from pipeline.errors import UserError
 from pipeline.io import read_json
+from pipeline.tuning.space import Target
 
 TRAIN_AXES = ("corpus", "lm", "cell", "dropout", "clip")  # dvc.yaml's train matrix, in key order
 FACTORS = ("cell", "dropout", "clip")  # the ablated factors of one LM type
@@ -37,15 +40,43 @@ def expected_runs(grid: GridConfig, orders: Sequence[int]) -> list[str]:
 
 
 def collect(runs: Iterable[str]) -> list[dict]:
-    """metrics/<run>.json of each run, in the order given; a missing one is an error."""
+    """results/<run>.json of each run with its cost, in the order given; a missing result is an
+    error, a missing cost file (a run restored from an older cache) leaves its columns empty."""
     rows = []
     for run in runs:
-        path = paths.metrics_file(run)
+        path = paths.result_file(run)
         if not path.is_file():
             raise UserError(f"{path}: not found, but params.yaml (grid, ngram.orders) has run {run!r}; "
                             "run `dvc repro` to make it")
-        rows.append(read_json(path))
+        cost_file = paths.RunDir(run).file(paths.COST)
+        cost = read_json(cost_file) if cost_file.is_file() else {}
+        rows.append({**read_json(path), **{k: v for k, v in cost.items() if k != "per_epoch"}})
     return rows
+
+
+@dataclass
+class Tuned:
+    """A tuning target as the report shows it: its grid member's run (the default schedule; None
+    when there is no such run), its tuned run, and tuning/<target>/summary.json if any."""
+
+    target: str
+    default: dict | None
+    tuned: dict
+    summary: dict | None
+
+
+def collect_tuned(targets: dict) -> list[Tuned]:
+    """The runs of params.yaml's `tune.targets` (name -> TuneTarget): train_tuned@<name>'s result
+    (an error when missing, as collect's), its grid member's and the study's summary when they
+    exist (read, not depended on: the report compares results/ files)."""
+    out = []
+    for name, t in targets.items():
+        target = Target.of(name, t)
+        default = paths.result_file(target.grid_run)
+        summary = paths.tuning_dir(name) / paths.TUNING_SUMMARY
+        out.append(Tuned(name, collect([target.grid_run])[0] if default.is_file() else None,
+                         collect([target.tuned_run])[0], read_json(summary) if summary.is_file() else None))
+    return out
 
 
 def by_score(rows: Iterable[dict]) -> list[dict]:

@@ -105,9 +105,10 @@ LOCK = "lock"  # checkpoints/<run>/lock: held while the run trains
 
 
 def train_run(params: Params, spec: RunSpec, callbacks=(), progress: bool = True,
-              report_every: float | None = None) -> RunResult:
+              report_every: float | None = None, tags: dict[str, str] | None = None) -> RunResult:
     """Train and score one grid member. `callbacks` see the MODEL part's epochs (and, with
-    `report_every`, its intermediate valid scores: see `train`).
+    `report_every`, its intermediate valid scores: see `train`). `tags`: more MLflow tags of the
+    run, set when it is created (a tuning trial's parent run, for one).
 
     Resumes from the checkpoints of the same params hash (a killed run, or a finished one:
     then nothing is trained); other params train from scratch in a folder of their own. The
@@ -123,7 +124,8 @@ def train_run(params: Params, spec: RunSpec, callbacks=(), progress: bool = True
         tracker = Tracker(params.tracking, corpus=spec.corpus, run=spec.run, stage=f"train@{spec.run}",
                           params_hash=h, params=config,
                           tags={"device": str(device), "torch": torch.__version__,
-                                **({"group": spec.group} if spec.group else {})}, state_dir=rd.checkpoint_root / h,
+                                **({"group": spec.group} if spec.group else {}), **(tags or {})},
+                          state_dir=rd.checkpoint_root / h,
                           stale_dirs=others)  # its agent imports mlflow while the data loads
         try:
             prune_runs(rd.checkpoint_root, h, KEEP_HASHES)
@@ -144,6 +146,7 @@ def train_run(params: Params, spec: RunSpec, callbacks=(), progress: bool = True
             tracker.close()  # the agent ends the MLflow run KILLED; a re-run resumes it
             raise
 
+    cost = {"wall_s": result.wall_s, "tokens_per_s": result.tokens_per_s}
     metrics = {
         **asdict(spec),
         "params_hash": h,
@@ -153,8 +156,6 @@ def train_run(params: Params, spec: RunSpec, callbacks=(), progress: bool = True
                            "n_params": n_params(p.vocab_size, p.cfg.model)} for p in parts},
         "train_chars": train_chars,  # None: the whole train split
         "epochs": result.epochs,
-        "wall_s": result.wall_s,
-        "tokens_per_s": result.tokens_per_s,
         "train_tokens": result.train_tokens,
         "diverged": result.diverged,
         "diverged_epoch": result.diverged_epoch,
@@ -165,7 +166,7 @@ def train_run(params: Params, spec: RunSpec, callbacks=(), progress: bool = True
     }
     logged = [paths.tokenizer_file(spec.corpus, spec.lm)]
     if result.best_state is None:  # only when the very first epoch diverged
-        return RunResult(metrics, result.records, files={paths.CONFIG: lambda path: write_json(path, config)},
+        return RunResult(metrics, cost, result.records, files={paths.CONFIG: lambda path: write_json(path, config)},
                          tracker=tracker, logged=logged)
     # the best epoch's valid scores are in its record
     best = result.records[result.best_epoch - 1]
@@ -174,7 +175,7 @@ def train_run(params: Params, spec: RunSpec, callbacks=(), progress: bool = True
                         if k.startswith("valid_") and k != "valid_loss"}
     metrics["test"] = evaluate(lm.scorer(), texts["test"], params.eval.segment_lines)
     state, samples = lm.state_dict(), lm.samples(spec.seed)
-    return RunResult(metrics, result.records, files={
+    return RunResult(metrics, cost, result.records, files={
         paths.WEIGHTS: lambda path: save_torch(state, path),
         paths.SAMPLES: lambda path: write_text(path, samples),
         paths.CONFIG: lambda path: write_json(path, config),

@@ -4,9 +4,11 @@ Two halves, so that a stage never waits for MLflow's import (seconds of CPU: mor
 CPU-profile run's training) nor breaks when the store misbehaves mid-run:
 - `client.Tracker` (this process): started when a run starts, fed by the trainer's callbacks,
   finished by `artifacts.write_run` once the run's files are written. It never imports mlflow.
-- `agent` (a side process the Tracker starts, one per run): imports mlflow while the stage
-  loads its data, opens or resumes the run, logs what it is sent. If its stage dies, even by
-  SIGKILL, its stdin closes and it ends the run as KILLED: no run stays RUNNING.
+- `agent` (one side process shared by the stages of a repro, started by the first Tracker that
+  finds none listening, gone after a minute without stages): holds mlflow imported, opens or
+  resumes each run, logs what it is sent. Each run is one connection on a Unix socket; if its
+  stage dies, even by SIGKILL, the connection closes and the agent ends the run as KILLED: no
+  run stays RUNNING.
 `store` holds everything that speaks to MLflow (the agent's and the report's sync of runs DVC
 restored from its cache); `pipeline/tracking/` is the only package that imports mlflow.
 """

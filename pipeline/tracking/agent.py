@@ -1,111 +1,237 @@
-"""The tracking side process of one run (see pipeline/tracking/__init__.py).
+"""The tracking agent: one long-lived side process that holds mlflow imported and logs the runs
+of every stage that connects to it (see pipeline/tracking/__init__.py).
 
-    python -m pipeline.tracking.agent      # started by Tracker; JSON lines on stdin and stdout
+    python -m pipeline.tracking.agent SOCKET   # started by the first Tracker that finds none
 
-Messages in, one JSON object per line:
+It listens on a Unix socket (`socket_path()`: one per interpreter, checkout and MLflow
+environment), so a `dvc repro` of 50 stages imports mlflow once, not 50 times, and exits when
+no stage has been connected for IDLE_S seconds. Each connection is one run, JSON lines both ways:
     {"op": "start", "uri", "artifacts", "timeout_s", "experiment", "run_name", "resume", "stale",
-     "params", "tags"}                       -> replies {"ok", "run_id", "finished"} or {"ok": false, "error"}
-    {"op": "metrics", "metrics", "step"}    -> no reply (an error is printed to stderr)
+     "params", "tags", "reopen"}        -> replies {"ok", "run_id", "finished"} or {"ok": false, "error"}
+    {"op": "metrics", "metrics", "step"}    -> no reply
     {"op": "log", "run_id", "metrics", "step", "params", "tags"} -> the same, to another run of the
                                              store (a study's run annotating its trials' runs)
-    {"op": "end", "status", "metrics", "tags", "files"} -> replies {"ok"} or {"ok": false, "error"}
-End of input before "end" (the stage exited or was killed) ends the run KILLED.
+    {"op": "end", "status", "metrics", "tags", "files", "curve", "run_name"} -> replies {"ok"} or
+                                             {"ok": false, "error"}
+An error of a message that gets no reply comes back as {"warning": "..."}, which the stage prints.
+End of input before "end" (the stage exited or was killed, even by SIGKILL: the kernel closes
+its socket) ends the run KILLED; the agent closes the connection once that is done.
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import os
+import selectors
+import socket
 import sys
 import tempfile
+import threading
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
-
-# Replies go to the stage on the original stdout; anything else that writes to stdout (MLflow
-# prints a link when a run ends, for one) goes to stderr instead, so it cannot garble a reply.
-_REPLIES = os.fdopen(os.dup(1), "w", buffering=1)
-os.dup2(2, 1)
-sys.stdout = sys.stderr
+IDLE_S = 60.0  # no stage connected for this long: the agent exits (a repro's stages follow closely)
+_HERE = Path(__file__).resolve().parent
 
 
-def reply(**msg) -> None:
-    _REPLIES.write(json.dumps(msg) + "\n")
+def socket_path() -> Path:
+    """Where the agent of this interpreter, this checkout's tracking code and this MLflow
+    environment listens: stages that share all three share an agent; a changed agent or store
+    module, or another venv, gets an agent of its own."""
+    key = hashlib.sha256()
+    for part in (sys.executable, str(_HERE), *sorted(f"{k}={v}" for k, v in os.environ.items() if k.startswith("MLFLOW_"))):
+        key.update(part.encode() + b"\0")
+    for name in ("agent.py", "store.py"):
+        key.update((_HERE / name).read_bytes())
+    # A Unix socket path is limited to about 100 bytes: a short folder of this user's own.
+    return Path(tempfile.gettempdir()) / f"lm-ablations-{os.getuid()}" / f"agent-{key.hexdigest()[:16]}.sock"
 
 
-def start(msg: dict):
-    from pipeline.tracking import store  # mlflow: imported here, while the stage loads its data
-
-    client = store.connect(msg["uri"], msg["timeout_s"])
-    exp = store.experiment_id(client, msg["experiment"], msg["artifacts"])
-    for stale in msg["stale"]:  # runs of this member under other params, cut short
+@contextmanager
+def spawn_lock(sock: Path, blocking: bool = True):
+    """Held by a stage while it connects or starts the agent, and by the agent while it decides to
+    exit: a stage never connects to an agent that is about to close its socket. Yields whether it
+    got the lock (always, when blocking)."""
+    sock.parent.mkdir(mode=0o700, exist_ok=True)
+    with open(sock.with_suffix(".lock"), "a") as f:
         try:
-            if client.get_run(stale).info.status == "RUNNING":
-                client.set_terminated(stale, "KILLED")
-        except Exception:  # deleted meanwhile
+            fcntl.flock(f, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+
+
+class _Conn:
+    """One stage's connection: one run."""
+
+    def __init__(self, conn: socket.socket, agent: "Agent"):
+        self.sock, self.agent = conn, agent
+        self.out = conn.makefile("w", encoding="utf-8", newline="\n")
+        self.client = self.run_id = None
+        self.done = False
+
+    def send(self, **msg) -> None:
+        try:
+            self.out.write(json.dumps(msg) + "\n")
+            self.out.flush()
+        except OSError:  # the stage is gone; end of input follows
             pass
-    run, finished = None, False
-    if msg["resume"]:
+
+    def serve(self) -> None:
         try:
-            run = client.get_run(msg["resume"])
-        except Exception:
-            run = None  # the store was reset: a new run
-    if run is not None and run.info.lifecycle_stage == "active":
-        finished = run.info.status == "FINISHED" and not msg.get("reopen")
-        if not finished:
-            client.update_run(run.info.run_id, status="RUNNING")
-    else:
-        run = client.create_run(exp, run_name=msg["run_name"], tags=msg["tags"])
-        store.log_batch(client, run.info.run_id, params=msg["params"])
-    return client, run.info.run_id, finished
+            for line in self.sock.makefile("r", encoding="utf-8"):
+                self.handle(json.loads(line))
+            if self.client is not None and not self.done:
+                try:
+                    self.client.set_terminated(self.run_id, "KILLED")  # the stage stopped before the run ended
+                except Exception as e:
+                    print(f"tracking: run {self.run_id} not ended: {e}", file=sys.stderr)
+        finally:
+            self.sock.close()  # only now: a stage that waits for it knows the run is ended
+            self.agent.left()
 
+    def handle(self, msg: dict) -> None:
+        from pipeline.tracking import store
 
-def end(client, run_id: str, msg: dict) -> None:
-    from pipeline.tracking import store
-
-    store.log_batch(client, run_id, metrics=msg["metrics"], tags=msg["tags"])
-    with tempfile.TemporaryDirectory() as tmp:
-        for f in map(Path, msg["files"]):
-            client.log_artifact(run_id, str(f))
-        if msg.get("curve"):
-            png = Path(tmp) / "learning_curve.png"
-            store.curve_png(Path(msg["curve"]), png, msg["run_name"])
-            client.log_artifact(run_id, str(png))
-    client.set_terminated(run_id, msg["status"])
-
-
-def main() -> None:
-    client = run_id = None
-    done = False
-    for line in sys.stdin:
-        msg = json.loads(line)
         try:
             if msg["op"] == "start":
-                client, run_id, finished = start(msg)
-                reply(ok=True, run_id=run_id, finished=finished)
-            elif msg["op"] == "metrics" and client is not None:
-                from pipeline.tracking import store
-
-                store.log_batch(client, run_id, metrics=msg["metrics"], step=msg["step"])
-            elif msg["op"] == "log" and client is not None:
-                from pipeline.tracking import store
-
-                store.log_batch(client, msg["run_id"], metrics=msg["metrics"], step=msg["step"],
+                self.client, self.run_id, finished = self.agent.start(msg)
+                self.send(ok=True, run_id=self.run_id, finished=finished)
+            elif msg["op"] == "metrics" and self.client is not None:
+                store.log_batch(self.client, self.run_id, metrics=msg["metrics"], step=msg["step"])
+            elif msg["op"] == "log" and self.client is not None:
+                store.log_batch(self.client, msg["run_id"], metrics=msg["metrics"], step=msg["step"],
                                 params=msg["params"], tags=msg["tags"])
-            elif msg["op"] == "end" and client is not None:
-                end(client, run_id, msg)
-                done = True
-                reply(ok=True)
+            elif msg["op"] == "end" and self.client is not None:
+                self.agent.end(self.client, self.run_id, msg)
+                self.done = True
+                self.send(ok=True)
         except Exception as e:  # the stage decides what an error means; the agent keeps going
             error = f"{type(e).__name__}: {e}".splitlines()[0]
             if msg["op"] in ("metrics", "log"):
-                print(f"tracking: {error}", file=sys.stderr)
+                self.send(warning=f"tracking: {error}")
             else:
-                reply(ok=False, error=error)
-    if client is not None and not done:
-        try:
-            client.set_terminated(run_id, "KILLED")  # the stage stopped before the run ended
-        except Exception as e:
-            print(f"tracking: run {run_id} not ended: {e}", file=sys.stderr)
+                self.send(ok=False, error=error)
+
+
+class Agent:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.active, self.last_left = 0, time.monotonic()
+        self.clients: dict[str, object] = {}  # MlflowClient per store URI
+        self.plot_lock = threading.Lock()  # matplotlib's state is not thread-safe
+
+    def connect(self, uri: str, timeout_s: float):
+        """The store's client, made once per URI; every run's start asks the store again, so one
+        that stopped answering is an error before that run trains."""
+        from pipeline.tracking import store
+
+        with self.lock:
+            client = self.clients.get(uri)
+        if client is None or uri.startswith(("http://", "https://")):
+            client = store.connect(uri, timeout_s)  # a health check, then a new client
+        else:
+            client.search_experiments(max_results=1)
+        with self.lock:
+            self.clients[uri] = client
+        return client
+
+    def start(self, msg: dict):
+        from pipeline.tracking import store
+
+        client = self.connect(msg["uri"], msg["timeout_s"])
+        exp = store.experiment_id(client, msg["experiment"], msg["artifacts"])
+        for stale in msg["stale"]:  # runs of this member under other params, cut short
+            try:
+                if client.get_run(stale).info.status == "RUNNING":
+                    client.set_terminated(stale, "KILLED")
+            except Exception:  # deleted meanwhile
+                pass
+        run, finished = None, False
+        if msg["resume"]:
+            try:
+                run = client.get_run(msg["resume"])
+            except Exception:
+                run = None  # the store was reset: a new run
+        if run is not None and run.info.lifecycle_stage == "active":
+            finished = run.info.status == "FINISHED" and not msg.get("reopen")
+            if not finished:
+                client.update_run(run.info.run_id, status="RUNNING")
+        else:
+            run = client.create_run(exp, run_name=msg["run_name"], tags=msg["tags"])
+            store.log_batch(client, run.info.run_id, params=msg["params"])
+        return client, run.info.run_id, finished
+
+    def end(self, client, run_id: str, msg: dict) -> None:
+        from pipeline.tracking import store
+
+        store.log_batch(client, run_id, metrics=msg["metrics"], tags=msg["tags"])
+        with tempfile.TemporaryDirectory() as tmp:
+            for f in map(Path, msg["files"]):
+                client.log_artifact(run_id, str(f))
+            if msg.get("curve"):
+                png = Path(tmp) / "learning_curve.png"
+                with self.plot_lock:
+                    store.curve_png(Path(msg["curve"]), png, msg["run_name"])
+                client.log_artifact(run_id, str(png))
+        client.set_terminated(run_id, msg["status"])
+
+    def joined(self) -> None:
+        with self.lock:
+            self.active += 1
+
+    def left(self) -> None:
+        with self.lock:
+            self.active -= 1
+            self.last_left = time.monotonic()
+
+    def idle(self) -> bool:
+        with self.lock:
+            return self.active == 0 and time.monotonic() - self.last_left > IDLE_S
+
+    def serve(self, sock_path: Path) -> None:
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock_path.unlink(missing_ok=True)  # the stage that started us holds the spawn lock: no live agent there
+        listener.bind(str(sock_path))
+        listener.listen(64)
+        sel = selectors.DefaultSelector()
+        sel.register(listener, selectors.EVENT_READ)
+        threading.Thread(target=self._import, daemon=True).start()
+        while True:
+            if sel.select(timeout=1.0):
+                self._accept(listener)
+            elif self.idle():
+                with spawn_lock(sock_path, blocking=False) as held:
+                    if held and not sel.select(timeout=0):  # no stage is connecting: close for good
+                        sock_path.unlink(missing_ok=True)
+                        listener.close()
+                        log = sock_path.with_suffix(".log")
+                        if log.is_file() and log.stat().st_size == 0:
+                            log.unlink()
+                        return
+
+    def _accept(self, listener: socket.socket) -> None:
+        conn, _ = listener.accept()
+        self.joined()
+        threading.Thread(target=_Conn(conn, self).serve, daemon=True).start()
+
+    @staticmethod
+    def _import() -> None:
+        from pipeline.tracking import store  # noqa: F401  mlflow: imported while the first stage loads its data
+
+
+def main() -> None:
+    # Detached from every stage: its output goes to a log beside the socket; MLflow prints to
+    # stdout (a link when a run ends), which must not reach anyone's terminal.
+    sock_path = Path(sys.argv[1])
+    log = open(sock_path.with_suffix(".log"), "a", buffering=1)
+    os.dup2(log.fileno(), 1)
+    os.dup2(log.fileno(), 2)
+    Agent().serve(sock_path)
 
 
 if __name__ == "__main__":

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from pipeline.config import TrackingConfig
 from pipeline.errors import UserError
 from pipeline.imports import ROOT as CODE_ROOT
 from pipeline.io import write_text
+from pipeline.tracking import agent
 
 RUN_ID_FILE = "mlflow_run_id"  # beside a run's checkpoints: a resumed run continues its MLflow run
 
@@ -68,7 +71,7 @@ def flatten(d: dict, prefix: str = "") -> dict[str, object]:
 
 
 class Tracker:
-    """One run's MLflow side. Start it early (the agent imports mlflow meanwhile), call
+    """One run's MLflow side. Start it early (a new agent imports mlflow meanwhile), call
     `started()` before training (a bad store is a UserError there), pass it to the trainer as
     a callback, and hand it to the RunResult: `artifacts.write_run` calls `finish`.
     `reopen`: a resumed run that had FINISHED runs again and is finished anew (a study's run,
@@ -77,7 +80,7 @@ class Tracker:
     def __init__(self, cfg: TrackingConfig, *, corpus: str, run: str, stage: str, params_hash: str,
                  params: dict, tags: dict[str, str], state_dir: Path | None = None, stale_dirs=(),
                  reopen: bool = False):
-        self.enabled, self.state_dir, self.proc, self.run_name = cfg.enabled, state_dir, None, run
+        self.enabled, self.state_dir, self.sock, self.run_name = cfg.enabled, state_dir, None, run
         self.finished_already = False
         if not self.enabled:
             return
@@ -85,12 +88,10 @@ class Tracker:
         self.uri = store.uri
         resume = _read_id(state_dir) if state_dir else None
         stale = [i for d in stale_dirs if (i := _read_id(d))]
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(CODE_ROOT), os.environ.get("PYTHONPATH", "")])}
-        # A session of its own: a Ctrl-C or a kill of the stage's process group must not take the
-        # agent with it, it is what ends the run KILLED when the stage dies.
-        self.proc = subprocess.Popen([sys.executable, "-m", "pipeline.tracking.agent"], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True, bufsize=1, env=env, cwd=project_root(),
-                                     start_new_session=True)
+        self.sock, self.agent_error = _open_agent()
+        if self.sock is not None:
+            self.rfile = self.sock.makefile("r", encoding="utf-8")
+            self.wfile = self.sock.makefile("w", encoding="utf-8", newline="\n")
         self._send(op="start", uri=store.uri, artifacts=store.artifacts, timeout_s=cfg.timeout_s,
                    experiment=cfg.experiment.replace("{corpus}", corpus), run_name=run, resume=resume, stale=stale,
                    reopen=reopen,
@@ -99,17 +100,27 @@ class Tracker:
         self.run_id: str | None = None
 
     def _send(self, **msg) -> None:
+        if self.sock is None:
+            return
         try:
-            self.proc.stdin.write(json.dumps(msg, default=str) + "\n")
-            self.proc.stdin.flush()
-        except (BrokenPipeError, OSError):
+            self.wfile.write(json.dumps(msg, default=str) + "\n")
+            self.wfile.flush()
+        except OSError:
             pass  # the agent died; started()/finish() report it
 
     def _reply(self) -> dict:
-        line = self.proc.stdout.readline()
-        if not line:
-            return {"ok": False, "error": f"the tracking agent exited ({self.proc.wait()})"}
-        return json.loads(line)
+        """The agent's next reply; its warnings (a metric it could not log) are printed on the way."""
+        if self.sock is None:
+            return {"ok": False, "error": self.agent_error}
+        try:
+            for line in self.rfile:
+                msg = json.loads(line)
+                if "warning" not in msg:
+                    return msg
+                print(f"warning: {msg['warning']}", file=sys.stderr)
+        except OSError as e:
+            return {"ok": False, "error": f"the tracking agent did not answer ({e})"}
+        return {"ok": False, "error": f"the tracking agent exited (its log: {agent.socket_path().with_suffix('.log')})"}
 
     def started(self) -> None:
         """Wait for the agent to have opened the run; a store it cannot reach is a UserError."""
@@ -166,11 +177,56 @@ class Tracker:
         self.close()
 
     def close(self) -> None:
-        """Close the agent's stdin: a run not finished is ended KILLED by the agent."""
-        if self.proc is not None:
-            self.proc.stdin.close()
-            self.proc.wait()
-            self.proc = None
+        """End this run's connection; a run not finished is ended KILLED by the agent, which
+        closes its side once that is done (waited for here, so the store is settled on return)."""
+        if self.sock is not None:
+            try:
+                self.wfile.close()
+                self.sock.shutdown(socket.SHUT_WR)
+                self.sock.settimeout(CLOSE_TIMEOUT_S)
+                while self._reply().get("ok", True):  # until end of input: warnings printed meanwhile
+                    pass
+            except OSError:
+                pass
+            self.sock.close()
+            self.sock = None
+
+
+CLOSE_TIMEOUT_S = 60.0  # how long a stage waits at exit for the agent to settle its run
+START_TIMEOUT_S = 30.0  # how long a stage waits for a new agent to listen
+
+
+def _open_agent() -> tuple[socket.socket | None, str | None]:
+    """A connection to this environment's agent, which is started (detached: a Ctrl-C or a kill
+    of the stage's process group must not take it along, it is what ends a killed stage's run
+    KILLED) when none listens. Returns (None, why) when no agent could be had."""
+    path = agent.socket_path()
+    with agent.spawn_lock(path):
+        try:
+            return _connect(path), None
+        except OSError:
+            pass
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(CODE_ROOT), os.environ.get("PYTHONPATH", "")])}
+        proc = subprocess.Popen([sys.executable, "-m", "pipeline.tracking.agent", str(path)], env=env,
+                                cwd=project_root(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                return _connect(path), None
+            except OSError:
+                time.sleep(0.02)
+        return None, f"the tracking agent did not start (its log: {path.with_suffix('.log')})"
+
+
+def _connect(path: Path) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(str(path))
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def outcome(metrics: dict) -> str:

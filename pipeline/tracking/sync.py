@@ -17,7 +17,7 @@ UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves a local store (README, 
 
 
 def sync(cfg: TrackingConfig, rows: list[dict]) -> dict[str, str]:
-    """Log every run of `rows` (metrics dicts) missing from the store; returns a link to each
+    """Log every run of `rows` (the report's rows: results with their cost) missing from the store; returns a link to each
     run's MLflow page by run id (on the tracking server, or where `mlflow ui` serves a local
     store)."""
     if not cfg.enabled or not rows:
@@ -60,7 +60,10 @@ def _log(client, exp: str, m: dict) -> str:
             for row in csv.DictReader(f):
                 store.log_batch(client, run_id, step=int(row["epoch"]),
                                 metrics={k: x for k, v in row.items() if k != "epoch" and (x := _number(v)) is not None})
-    store.log_batch(client, run_id, metrics=final_metrics(m))
+    cost = rd.file(paths.COST)
+    for row in json.loads(cost.read_text()).get("per_epoch", []) if cost.is_file() else []:
+        store.log_batch(client, run_id, step=int(row["epoch"]), metrics={k: v for k, v in row.items() if k != "epoch"})
+    store.log_batch(client, run_id, metrics=final_metrics(m))  # the report's rows carry the run's cost too
     for f in [*(p for p in rd.root.glob("*") if p.is_file()),
               paths.tokenizer_file(m["corpus"], m.get("unit") or m["lm"])]:
         if Path(f).is_file():

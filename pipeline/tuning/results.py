@@ -38,7 +38,7 @@ from pipeline.tuning.study import Setup
 from pipeline.tuning.storage import shown
 
 TRIALS_CSV = "trials.csv"
-SUMMARY = "summary.json"
+SUMMARY = paths.TUNING_SUMMARY
 PLOTS = ("history.png", "importances.png", "lr_slice.png", "lr_schedule.png")
 LR = "train.optim.lr"
 
@@ -92,7 +92,7 @@ def write(out: Path, study: optuna.Study, setup: Setup) -> dict:
     states = {s.name.lower(): sum(r["state"] == s.name for r in table)
               for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING,
                         TrialState.WAITING)}
-    grid = paths.metrics_file(setup.target.grid_run)
+    grid = paths.result_file(setup.target.grid_run)
     summary = {
         "target": setup.target.name, "study": study.study_name, "storage": shown(setup.storage),
         "n_trials": setup.tune.n_trials, "trials": states,
@@ -101,7 +101,7 @@ def write(out: Path, study: optuna.Study, setup: Setup) -> dict:
         "best": {"trial": best.number, "value": best.value, "params": best.params},
         "default": None if default is None else {"trial": default.number, "value": default.value,
                                                  "state": default.state.name, "params": default.params},
-        # informational: read when present, not a dependency (the report compares metrics/ files)
+        # informational: read when present, not a dependency (the report compares results/ files)
         "grid_run": _grid_run(grid),
     }
     write_json(out / SUMMARY, summary)

@@ -335,17 +335,17 @@ def run_trial(setup: Setup, study: optuna.Study, storage, trial: optuna.Trial, l
             params = sp.trial_params(setup.raw, setup.target, values, setup.tune.trial, f"tune trial {trial.number}")
             pruning = Pruning(trial, setup.tune.diverged_value)
             result = train_run(params, setup.spec(run), callbacks=[pruning], progress=False,
-                               report_every=setup.tune.report_every)
+                               report_every=setup.tune.report_every, tags=_trial_tags(setup, study, trial))
     except BaseException as e:
         _give_up(study, storage, trial, e)
         raise
-    m = result.metrics
+    m = result.result
     diverged = bool(m["diverged"])
     pruned = not diverged and (pruning.pruned or bool(m["stopped_early"]))
     value = setup.tune.diverged_value if diverged else None if pruned else m["valid"]["bits_per_char"]
     tracker = result.tracker if result.tracker is not None and result.tracker.enabled else None
     attrs = {"diverged": diverged, "epochs": pruning.epoch or float(m["epochs"]),  # where training stopped
-             "valid_bits_per_char": (m["valid"] or {}).get("bits_per_char"), "train_wall_s": m["wall_s"],
+             "valid_bits_per_char": (m["valid"] or {}).get("bits_per_char"), "train_wall_s": result.cost["wall_s"],
              "valid_losses": [r["valid_loss"] for r in result.records],
              "mlflow_run_id": tracker.run_id if tracker else None}
     for k, v in attrs.items():
@@ -384,14 +384,19 @@ def _give_up(study: optuna.Study, storage, trial: optuna.Trial, e: BaseException
             retry(study, storage.get_trial(trial._trial_id))
 
 
-def _annotate(setup: Setup, study, storage, trial, tracker, state: TrialState, values: dict) -> None:
-    """The trial's MLflow run: nested under the study's run, its optuna state and intermediate values."""
-    frozen = storage.get_trial(trial._trial_id)
-    tags = {"optuna.study": setup.study, "optuna.trial": str(trial.number), "optuna.state": state.name,
-            "optuna.searched": ",".join(values), "dvc_stage": f"tune@{setup.target.name}"}
+def _trial_tags(setup: Setup, study, trial) -> dict[str, str]:
+    """A trial's MLflow run is created with these: nested under the study's run from its start
+    (`mlflow ui` shows it there while it trains)."""
+    tags = {"optuna.study": setup.study, "optuna.trial": str(trial.number), "dvc_stage": f"tune@{setup.target.name}"}
     parent = study.user_attrs.get(PARENT_ATTR)
-    if parent:
-        tags["mlflow.parentRunId"] = parent
+    return {**tags, "mlflow.parentRunId": parent} if parent else tags
+
+
+def _annotate(setup: Setup, study, storage, trial, tracker, state: TrialState, values: dict) -> None:
+    """The trial's MLflow run once it is told: its optuna state, what was searched, its value and
+    intermediate values."""
+    frozen = storage.get_trial(trial._trial_id)
+    tags = {"optuna.trial": str(trial.number), "optuna.state": state.name, "optuna.searched": ",".join(values)}
     if "failed_trial" in frozen.system_attrs:
         tags["optuna.retry_of"] = str(frozen.system_attrs["failed_trial"])
     tracker.log_run(tracker.run_id, tags=tags,
