@@ -20,7 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from pipeline.io import write_json, write_text
+import numpy as np
+
+from pipeline.evaluation import Segments
+from pipeline.io import write_bytes, write_json, write_text
 from pipeline.paths import COST, RunDir
 from pipeline.tracking import Tracker
 
@@ -37,6 +40,7 @@ class RunResult:
     # model files by name (paths.WEIGHTS, ...): each writes its artifact, atomically, to the path given
     files: dict[str, Callable[[Path], None]] = field(default_factory=dict)
     obsolete: tuple[str, ...] = ()  # names of model files a run of other params may have left
+    segments: Segments | None = None  # results/<run>.segments.npy: the test segments (None: no test score)
     tracker: Tracker | None = None  # the run's MLflow side, finished once the files are written
     logged: list[Path] = field(default_factory=list)  # inputs worth keeping with the MLflow run (tokenizer)
 
@@ -50,6 +54,7 @@ def write_run(rd: RunDir, result: RunResult) -> None:
     write_json(rd.file(COST), {**result.cost, **({"per_epoch": epochs} if epochs else {})})
     if result.records:
         write_curve(rd.curve, result.records)
+    write_segments(rd.segments, result.segments)
     write_json(rd.result, result.result)
     write_json(rd.metrics, headline(result.result))
     if result.tracker is not None:
@@ -67,6 +72,28 @@ def headline(result: dict) -> dict:
     if "diverged" in result:
         out["diverged"] = result["diverged"]
     return out
+
+
+SEGMENT_DTYPE = np.dtype([("nll", "<f8"), ("n_chars", "<i8")])
+
+
+def write_segments(path: Path, segments: Segments | None) -> None:
+    """One row per test segment (NLL in nats, characters) as .npy, which, unlike .npz, has no
+    timestamp: the same scores give the same bytes. No rows for a run without a test score."""
+    table = np.zeros(0 if segments is None else len(segments.nll), SEGMENT_DTYPE)
+    if segments is not None:
+        table["nll"], table["n_chars"] = segments.nll, segments.n_chars
+    buf = io.BytesIO()
+    np.save(buf, table, allow_pickle=False)
+    write_bytes(path, buf.getvalue())
+
+
+def read_segments(path: Path) -> Segments | None:
+    """What write_segments wrote; None for a missing file or a run without a test score."""
+    if not path.is_file():
+        return None
+    table = np.load(path, allow_pickle=False)
+    return Segments(table["nll"].copy(), table["n_chars"].copy()) if len(table) else None
 
 
 def write_curve(path: str | os.PathLike, records: list[dict]) -> None:

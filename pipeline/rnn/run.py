@@ -20,7 +20,7 @@ from pipeline import paths
 from pipeline.artifacts import RunResult
 from pipeline.config import Params
 from pipeline.corpora.text import read_split, read_splits
-from pipeline.evaluation import evaluate
+from pipeline.evaluation import evaluate_segments
 from pipeline.imports import ROOT, project_files
 from pipeline.io import exclusive, sha256_file, write_json, write_text
 from pipeline.rnn.checkpoint import prune_runs, save_torch
@@ -173,10 +173,10 @@ def train_run(params: Params, spec: RunSpec, callbacks=(), progress: bool = True
     metrics["best_epoch"] = result.best_epoch
     metrics["valid"] = {k.removeprefix("valid_"): v for k, v in best.items()
                         if k.startswith("valid_") and k != "valid_loss"}
-    metrics["test"] = evaluate(lm.scorer(), texts["test"], params.eval.segment_lines)
+    metrics["test"], segments = evaluate_segments(lm.scorer(), texts["test"], params.eval.segment_lines)
     state, samples = lm.state_dict(), lm.samples(spec.seed)
     return RunResult(metrics, cost, result.records, files={
         paths.WEIGHTS: lambda path: save_torch(state, path),
         paths.SAMPLES: lambda path: write_text(path, samples),
         paths.CONFIG: lambda path: write_json(path, config),
-    }, tracker=tracker, logged=logged)
+    }, segments=segments, tracker=tracker, logged=logged)
