@@ -395,7 +395,8 @@ class GridConfig(Strict):
         default_factory=list,
         description="more seeds: every member also trains once per seed listed, as run <member>-<seed> "
         "(stage train_seed@); the member itself trains with the top-level `seed`. So [] is one seed, "
-        "[1, 2] three, and adding a seed adds runs without re-running any")
+        "[1, 2] three, and adding a seed adds runs without re-running any. dvc.yaml reads it: params.yaml "
+        "lists it, [] included")
 
 
 # ----------------------------------------------------------------------------- tuning

@@ -346,7 +346,7 @@ def project(tmp_path, monkeypatch):
     """A project root with params.yaml, prepared splits and the word tokenizer with its train ids."""
     params = {
         "corpora": {"toy": {"source": "local", "path": "toy.txt"}},
-        "grid": {"corpus": ["toy"], "lm": ["word"], "cell": ["lstm"], "dropout": [0.0], "clip": [5]},
+        "grid": {"corpus": ["toy"], "lm": ["word"], "cell": ["lstm"], "dropout": [0.0], "clip": [5], "seed": []},
         "eval": {"segment_lines": 10},
     }
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))

@@ -50,8 +50,8 @@ def ngram_run(params: Params, corpus: str, order: int, matched: bool = False) ->
     h = params_hash(params, corpus, order, max_chars)
     config = {"corpus": corpus, "lm": "ngram", "order": order, "ngram": cfg.model_dump(exclude={"orders"}),
               "train_chars": max_chars, "eval": {"segment_lines": params.eval.segment_lines}}
-    tracker = Tracker(params.tracking, corpus=corpus, run=rd.run, stage=f"ngram@{rd.run}", params_hash=h,
-                      params=config, tags={})
+    stage = f"ngram_matched@{paths.run_id(corpus, 'ngram', order)}" if matched else f"ngram@{rd.run}"
+    tracker = Tracker(params.tracking, corpus=corpus, run=rd.run, stage=stage, params_hash=h, params=config, tags={})
     try:
         texts = read_splits(corpus, ("valid", "test"))  # train comes tokenized
         tok = load_tokenizer(paths.tokenizer_file(corpus, cfg.unit))

@@ -47,6 +47,11 @@ class RunSpec:
     group: str | None = None
 
     @property
+    def stage(self) -> str:
+        """The DVC stage that runs it: a member's other seeds are train_seed@'s."""
+        return f"{'train_seed' if self.group not in (None, self.run) else 'train'}@{self.run}"
+
+    @property
     def factors(self) -> dict:
         """The grid factors that `Params.train_for` writes into the training config."""
         return {"cell": self.cell, "dropout": self.dropout, "clip": self.clip}
@@ -121,7 +126,7 @@ def train_run(params: Params, spec: RunSpec, callbacks=(), progress: bool = True
     config = {**asdict(spec), "train": cfg.model_dump(), "eval": params.eval.model_dump()}
     with exclusive(rd.checkpoint_root / LOCK, f"run {spec.run}"):  # one trainer per run
         others = [d for d in rd.checkpoint_root.glob("*") if d.is_dir() and d.name != h]
-        tracker = Tracker(params.tracking, corpus=spec.corpus, run=spec.run, stage=f"train@{spec.run}",
+        tracker = Tracker(params.tracking, corpus=spec.corpus, run=spec.run, stage=spec.stage,
                           params_hash=h, params=config,
                           tags={"device": str(device), "torch": torch.__version__,
                                 **({"group": spec.group} if spec.group else {}), **(tags or {})},
