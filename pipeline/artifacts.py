@@ -36,7 +36,9 @@ HEADLINE = ("bits_per_char", "word_ppl")  # the evaluator's figures metrics/<run
 class RunResult:
     result: dict  # results/<run>.json: deterministic (same params, seed and machine: same bytes)
     cost: dict = field(default_factory=dict)  # models/<run>/cost.json: wall times and speeds
-    records: list[dict] = field(default_factory=list)  # per-epoch rows of curves/<run>.csv (RNN runs)
+    # per-epoch rows of curves/<run>.csv: None for a run without a curve (n-gram); an RNN run that
+    # diverged within its first epoch has none, but its curve file (a DVC out) is written all the same
+    records: list[dict] | None = None
     # model files by name (paths.WEIGHTS, ...): each writes its artifact, atomically, to the path given
     files: dict[str, Callable[[Path], None]] = field(default_factory=dict)
     obsolete: tuple[str, ...] = ()  # names of model files a run of other params may have left
@@ -50,9 +52,9 @@ def write_run(rd: RunDir, result: RunResult) -> None:
         write(rd.file(name))
     for name in result.obsolete:
         rd.file(name).unlink(missing_ok=True)
-    epochs = [{k: r[k] for k in ("epoch", *CLOCK) if k in r} for r in result.records]
+    epochs = [{k: r[k] for k in ("epoch", *CLOCK) if k in r} for r in result.records or []]
     write_json(rd.file(COST), {**result.cost, **({"per_epoch": epochs} if epochs else {})})
-    if result.records:
+    if result.records is not None:
         write_curve(rd.curve, result.records)
     write_segments(rd.segments, result.segments)
     write_json(rd.result, result.result)
@@ -60,7 +62,7 @@ def write_run(rd: RunDir, result: RunResult) -> None:
     if result.tracker is not None:
         result.tracker.finish({**result.result, **result.cost},
                               [rd.file(n) for n in (*result.files, COST)] + result.logged,
-                              rd.curve if result.records else None)
+                              rd.curve if result.records is not None else None)
 
 
 def headline(result: dict) -> dict:
@@ -98,8 +100,8 @@ def read_segments(path: Path) -> Segments | None:
 
 def write_curve(path: str | os.PathLike, records: list[dict]) -> None:
     """Per-epoch scalars as CSV (one column per numeric key seen in any epoch, the clock's aside)."""
-    keys = list(dict.fromkeys(k for r in records for k, v in r.items()
-                              if isinstance(v, (int, float)) and k not in CLOCK))
+    keys = list(dict.fromkeys(["epoch", *(k for r in records for k, v in r.items()
+                                          if isinstance(v, (int, float)) and k not in CLOCK)]))
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=keys, extrasaction="ignore", lineterminator="\n")
     w.writeheader()

@@ -78,6 +78,7 @@ def test_divergence_is_a_result_and_the_report_shows_it(project):
                       "--dropout", "0.0", "--clip", "0", "--seed", "1337"])
     m = read_json("results/toy-word-rnn_relu-0.0-0.json")
     assert m["diverged"] is True and m["diverged_epoch"] == 1 and m["test"] is None
+    assert Path("curves/toy-word-rnn_relu-0.0-0.csv").read_text().startswith("epoch")  # a DVC out, even empty
     assert read_json("metrics/toy-word-rnn_relu-0.0-0.json") == {"n_params": m["n_params"], "diverged": True}
     rows = render(["toy-word-rnn_relu-0.0-0"])
     assert rows[-1]["run"] == "toy-word-rnn_relu-0.0-0"
