@@ -20,7 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from pipeline.io import write_json, write_text
+import numpy as np
+
+from pipeline.evaluation import Segments
+from pipeline.io import write_bytes, write_json, write_text
 from pipeline.paths import COST, RunDir
 from pipeline.tracking import Tracker
 
@@ -33,10 +36,13 @@ HEADLINE = ("bits_per_char", "word_ppl")  # the evaluator's figures metrics/<run
 class RunResult:
     result: dict  # results/<run>.json: deterministic (same params, seed and machine: same bytes)
     cost: dict = field(default_factory=dict)  # models/<run>/cost.json: wall times and speeds
-    records: list[dict] = field(default_factory=list)  # per-epoch rows of curves/<run>.csv (RNN runs)
+    # per-epoch rows of curves/<run>.csv: None for a run without a curve (n-gram); an RNN run that
+    # diverged within its first epoch has none, but its curve file (a DVC out) is written all the same
+    records: list[dict] | None = None
     # model files by name (paths.WEIGHTS, ...): each writes its artifact, atomically, to the path given
     files: dict[str, Callable[[Path], None]] = field(default_factory=dict)
     obsolete: tuple[str, ...] = ()  # names of model files a run of other params may have left
+    segments: Segments | None = None  # results/<run>.segments.npy: the test segments (None: no test score)
     tracker: Tracker | None = None  # the run's MLflow side, finished once the files are written
     logged: list[Path] = field(default_factory=list)  # inputs worth keeping with the MLflow run (tokenizer)
 
@@ -46,16 +52,17 @@ def write_run(rd: RunDir, result: RunResult) -> None:
         write(rd.file(name))
     for name in result.obsolete:
         rd.file(name).unlink(missing_ok=True)
-    epochs = [{k: r[k] for k in ("epoch", *CLOCK) if k in r} for r in result.records]
+    epochs = [{k: r[k] for k in ("epoch", *CLOCK) if k in r} for r in result.records or []]
     write_json(rd.file(COST), {**result.cost, **({"per_epoch": epochs} if epochs else {})})
-    if result.records:
+    if result.records is not None:
         write_curve(rd.curve, result.records)
+    write_segments(rd.segments, result.segments)
     write_json(rd.result, result.result)
     write_json(rd.metrics, headline(result.result))
     if result.tracker is not None:
         result.tracker.finish({**result.result, **result.cost},
                               [rd.file(n) for n in (*result.files, COST)] + result.logged,
-                              rd.curve if result.records else None)
+                              rd.curve if result.records is not None else None)
 
 
 def headline(result: dict) -> dict:
@@ -69,10 +76,32 @@ def headline(result: dict) -> dict:
     return out
 
 
+SEGMENT_DTYPE = np.dtype([("nll", "<f8"), ("n_chars", "<i8")])
+
+
+def write_segments(path: Path, segments: Segments | None) -> None:
+    """One row per test segment (NLL in nats, characters) as .npy, which, unlike .npz, has no
+    timestamp: the same scores give the same bytes. No rows for a run without a test score."""
+    table = np.zeros(0 if segments is None else len(segments.nll), SEGMENT_DTYPE)
+    if segments is not None:
+        table["nll"], table["n_chars"] = segments.nll, segments.n_chars
+    buf = io.BytesIO()
+    np.save(buf, table, allow_pickle=False)
+    write_bytes(path, buf.getvalue())
+
+
+def read_segments(path: Path) -> Segments | None:
+    """What write_segments wrote; None for a missing file or a run without a test score."""
+    if not path.is_file():
+        return None
+    table = np.load(path, allow_pickle=False)
+    return Segments(table["nll"].copy(), table["n_chars"].copy()) if len(table) else None
+
+
 def write_curve(path: str | os.PathLike, records: list[dict]) -> None:
     """Per-epoch scalars as CSV (one column per numeric key seen in any epoch, the clock's aside)."""
-    keys = list(dict.fromkeys(k for r in records for k, v in r.items()
-                              if isinstance(v, (int, float)) and k not in CLOCK))
+    keys = list(dict.fromkeys(["epoch", *(k for r in records for k, v in r.items()
+                                          if isinstance(v, (int, float)) and k not in CLOCK)]))
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=keys, extrasaction="ignore", lineterminator="\n")
     w.writeheader()

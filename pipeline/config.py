@@ -223,11 +223,21 @@ class NgramConfig(Strict):
 
 class ModelConfig(Strict):
     """One RNN: embedding -> `layers` x `cell` -> dropout -> softmax. The grid's `cell` and
-    `dropout` factors are written into this section (see `Params.train_for`)."""
+    `dropout` factors are written into this section (see `Params.train_for`).
+
+    Its size is given one of two ways: `hidden` (and `embed_dim`), or `param_budget`, from which
+    the trainer solves hidden = embed_dim per LM type, from its vocabulary size, layers, cell and
+    tying (pipeline/rnn/model.py `solve_size`), so that models of different vocabularies compare
+    at (nearly) the same number of parameters."""
 
     cell: Cell = Field("lstm", description="recurrent cell (a grid factor)")
-    embed_dim: int = Field(128, ge=1, description="embedding size")
-    hidden: int = Field(128, ge=1, description="units per recurrent layer")
+    embed_dim: int | None = Field(128, ge=1, description="embedding size; null: equal to hidden (the rule "
+                                  "a param_budget solves by)")
+    hidden: int | None = Field(128, ge=1, description="units per recurrent layer; null with param_budget")
+    param_budget: int | None = Field(
+        None, gt=0, description="instead of hidden and embed_dim (both null): the most parameters the model "
+        "may have (the hybrid's word model and speller together); hidden = embed_dim is solved per LM type "
+        "to come as close to it as an integer size allows, never above")
     layers: int = Field(2, ge=1, description="stacked recurrent layers")
     dropout: float = Field(0.0, ge=0, lt=1, description="dropout on embeddings, between layers, before "
                            "the softmax (a grid factor)")
@@ -238,9 +248,18 @@ class ModelConfig(Strict):
     @classmethod
     def _tie(cls, tie: bool, info: ValidationInfo) -> bool:
         sizes = info.data.get("embed_dim"), info.data.get("hidden")  # validated before this field
-        if tie and sizes[0] != sizes[1]:
+        if tie and None not in sizes and sizes[0] != sizes[1]:
             raise ValueError(f"tie_weights needs embed_dim == hidden (here {sizes[0]} and {sizes[1]})")
         return tie
+
+    @model_validator(mode="after")
+    def _size(self) -> "ModelConfig":
+        if self.param_budget is not None and (self.hidden is not None or self.embed_dim is not None):
+            raise ValueError("give either hidden (and embed_dim) or param_budget, not both: with a "
+                             "param_budget, set hidden and embed_dim to null (they are solved from it)")
+        if self.param_budget is None and self.hidden is None:
+            raise ValueError("give hidden (units per layer) or param_budget (a parameter count)")
+        return self
 
 
 class BatchingConfig(Strict):
@@ -296,8 +315,13 @@ class TrainConfig(Strict):
     optim: OptimConfig = OptimConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     epochs: int = Field(3, ge=1)
+    max_train_chars: int | None = Field(
+        None, gt=0, description="the data budget every LM type shares: train on the whole lines of the start of "
+        "the train text that fit in N characters (newlines included), so char, word, hybrid and subword models "
+        "see the same text, and the n-gram's budget-matched run counts exactly it (null: the whole split)"
+    )
     max_train_tokens: int | None = Field(
-        None, gt=0, description="train on the first N tokens of the train split (quick profiles)"
+        None, gt=0, description="then at most the first N tokens of it, in the model's own units (quick runs)"
     )
     device: Literal["auto", "cpu", "cuda", "mps"] = Field("auto", description="auto: cuda > mps > cpu")
     bf16: bool = Field(False, description="bf16 autocast on CUDA")
@@ -380,7 +404,8 @@ class TrackingConfig(Strict):
 
 
 class GridConfig(Strict):
-    """The ablation grid: dvc.yaml's `train` matrix reads these lists, one member per combination."""
+    """The ablation grid: dvc.yaml's `train` matrix reads these lists, one member per combination,
+    and its `train_seed` matrix the same times `seed` (the members' runs with more seeds)."""
 
     corpus: Annotated[list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.]+$")]], Field(min_length=1),
                       AfterValidator(_unique)] = Field(description="corpora to run (names without '-': "
@@ -390,6 +415,12 @@ class GridConfig(Strict):
     # int | float keeps each value as written (clip 5 stays 5): DVC names runs by str() of it
     dropout: Annotated[Factor, _in(0, 1, "in [0, 1)")]
     clip: Annotated[Factor, _in(0, None, ">= 0 (0 = off)")]
+    seed: Annotated[list[int], AfterValidator(_unique)] = Field(
+        default_factory=list,
+        description="more seeds: every member also trains once per seed listed, as run <member>-<seed> "
+        "(stage train_seed@); the member itself trains with the top-level `seed`. So [] is one seed, "
+        "[1, 2] three, and adding a seed adds runs without re-running any. dvc.yaml reads it: params.yaml "
+        "lists it, [] included")
 
 
 # ----------------------------------------------------------------------------- tuning
@@ -597,7 +628,7 @@ class TuneConfig(Strict):
         if "speller" in over:
             raise ValueError("a trial has no speller settings of its own")
         try:
-            TrainConfig.model_validate(_deep_merge(TrainConfig().model_dump(exclude={"speller"}), over))
+            TrainConfig.model_validate(_merge_train(TrainConfig().model_dump(exclude={"speller"}), over))
         except ValidationError as e:
             raise ValueError("; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors()))
         return over
@@ -620,6 +651,9 @@ class Params(Strict):
 
     @model_validator(mode="after")
     def _cross(self, info: ValidationInfo) -> "Params":
+        if self.seed in self.grid.seed:
+            raise ValueError(f"grid.seed lists {self.seed}, the top-level `seed` every grid member already "
+                             "trains with: list only the other seeds")
         unknown = [c for c in self.grid.corpus if c not in self.corpora]
         if unknown:
             raise ValueError(f"grid.corpus names {unknown}, not in corpora {sorted(self.corpora)}")
@@ -636,7 +670,7 @@ class Params(Strict):
         over it, then the grid factors (`cell`, `dropout`, `clip`) written into it. The hybrid's
         `speller` is merged over the hybrid's config before the factors (they are the word
         model's). Errors name `where`."""
-        base = _deep_merge(self.train.model_dump(exclude={"speller"}), self.train_overrides.get(lm, {}))
+        base = _merge_train(self.train.model_dump(exclude={"speller"}), self.train_overrides.get(lm, {}))
         speller = base.pop("speller", None)
         if speller is not None and lm != "hybrid":
             raise UserError(f"{where}: train_overrides.{lm}.speller: only the hybrid LM has a speller")
@@ -649,7 +683,7 @@ class Params(Strict):
             if "distributed" in speller:
                 raise UserError(f"{where}: train_overrides.hybrid.speller.distributed: the speller trains on "
                                 "the word model's ranks; set distributed in train or train_overrides.hybrid")
-            base["speller"] = _deep_merge(base, speller)
+            base["speller"] = _merge_train(base, speller)
         merged = _deep_merge(base, _factor_overrides(factors or {}))
         try:
             return TrainConfig.model_validate(merged)
@@ -714,6 +748,20 @@ def _scope(node: Any, prefix: str, keys: tuple[str, ...]) -> Any:
     if isinstance(node, BaseModel):
         return node.model_construct(**{f: sub(f, getattr(node, f)) for f in type(node).model_fields})
     return {k: sub(str(k), v) for k, v in node.items()}
+
+
+def _merge_train(base: dict, over: dict) -> dict:
+    """A partial `train` section merged over a full one, key by key, but for the model's size:
+    a layer that gives `hidden` or `param_budget` replaces the size it inherits, so that e.g.
+    `train_overrides.char.model.param_budget` works over a `train.model.hidden`, and a speller
+    with a hidden of its own works under a budgeted hybrid."""
+    model = over.get("model")
+    if isinstance(model, dict) and isinstance(base.get("model"), dict):
+        if model.get("param_budget") is not None:
+            base = _deep_merge(base, {"model": {"hidden": None, "embed_dim": None}})
+        elif model.get("hidden") is not None:
+            base = _deep_merge(base, {"model": {"param_budget": None}})
+    return _deep_merge(base, over)
 
 
 def _deep_merge(base: dict, over: dict) -> dict:

@@ -92,6 +92,11 @@ def result_file(run: str) -> Path:
     return RESULTS / f"{run}.json"
 
 
+def segments_file(run: str) -> Path:
+    """Each test segment's NLL and characters (the report's paired bootstrap; see artifacts)."""
+    return RESULTS / f"{run}.segments.npy"
+
+
 def curve_file(run: str) -> Path:
     """Per-epoch curve for `dvc plots`."""
     return CURVES / f"{run}.csv"
@@ -148,6 +153,10 @@ class RunDir:
     @property
     def result(self) -> Path:
         return result_file(self.run)
+
+    @property
+    def segments(self) -> Path:
+        return segments_file(self.run)
 
     @property
     def curve(self) -> Path:

@@ -15,6 +15,16 @@ def split_lines(text: str) -> list[str]:
     return [line + "\n" for line in full] + ([last] if last else [])
 
 
+def first_lines(text: str, max_chars: int | None) -> str:
+    """The longest run of whole lines from the start of `text` with at most `max_chars`
+    characters (newlines included); all of it for None. The data budget every LM type shares:
+    the same text, whatever its tokens."""
+    if max_chars is None or len(text) <= max_chars:
+        return text
+    cut = text.rfind("\n", 0, max_chars)  # the last line break within the budget ends the text
+    return text[: cut + 1]
+
+
 def count_words(text: str) -> int:
     """Words plus one end-of-line per line ("\\n" is whitespace: no word spans two lines)."""
     return len(text.split()) + len(split_lines(text))

@@ -1,11 +1,14 @@
-"""Stage train@<run>: train one member of the ablation grid and score it.
+"""Stages train@<run> and train_seed@<run>: train one member of the ablation grid with one seed
+and score it.
 
     python -m stages.train shakespeare shakespeare-word-lstm-0.5-5 --lm word --cell lstm \\
-        --dropout 0.5 --clip 5
+        --dropout 0.5 --clip 5 --seed 1337
 
 Writes models/<run>/ (model.pt, samples.txt, config.json, cost.json), results/<run>.json,
-metrics/<run>.json, curves/<run>.csv.
-Re-running after a kill resumes from the last checkpoint.
+metrics/<run>.json, curves/<run>.csv. Re-running after a kill resumes from the last checkpoint.
+train@ passes the top-level `seed` (run <member>), train_seed@ each seed of `grid.seed` (run
+<member>-<seed>); dvc.yaml writes the seed into the command, so the seed's change re-runs the
+stage without `seed` among its params.
 
 With train.distributed.nproc > 1 the stage starts itself again under torchrun, as that many
 ranks on this machine; started by torchrun (e.g. on several machines), it trains on torchrun's
@@ -28,7 +31,7 @@ from pipeline.rnn.run import RunSpec, train_run
 from pipeline.rnn.trainer import pick_device
 from stages._cli import corpus_stage, run
 
-PARAMS = ["seed", "train", "train_overrides.{lm}", "eval"]
+PARAMS = ["train", "train_overrides.{lm}", "eval"]
 FACTORS = ("lm", "cell", "dropout", "clip")  # after the corpus, in dvc.yaml's matrix order
 
 
@@ -37,13 +40,16 @@ def main(argv: list[str] | None = None) -> None:
         ap.add_argument("run", help="run id (the DVC matrix key)")
         for factor in FACTORS:  # values as YAML, as DVC writes them from params.yaml
             ap.add_argument(f"--{factor}", required=True, type=yaml.safe_load, help=f"a value of grid.{factor}")
+        ap.add_argument("--seed", required=True, type=int, help="the run's seed (`seed` or one of grid.seed)")
 
     args, params = corpus_stage(__doc__, argv, PARAMS, add_args)
     # The grid's own schema checks the values (check_params has checked params.yaml's grid;
     # this covers a hand-run stage), so a run trains with exactly the values params.yaml holds.
     member = {"corpus": [args.corpus], **{f: [getattr(args, f)] for f in FACTORS}}
     grid = parse_section(GridConfig, member, f"stage arguments of {args.run}")
-    spec = RunSpec(args.run, args.corpus, *(getattr(grid, f)[0] for f in FACTORS))
+    factors = [getattr(grid, f)[0] for f in FACTORS]
+    # the seeds of a member share its group: the run id of its run with the top-level seed
+    spec = RunSpec(args.run, args.corpus, *factors, seed=args.seed, group=paths.run_id(args.corpus, *factors))
 
     rd = paths.RunDir(args.run)
     check_writable(rd.root, paths.RESULTS, paths.METRICS, paths.CURVES, rd.checkpoint_root)

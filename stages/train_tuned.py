@@ -39,7 +39,8 @@ def main(argv: list[str] | None = None) -> None:
     best_file = paths.tuning_dir(target.name) / BEST_PARAMS
     best = read_best(best_file)
     tuned = trial_params(base_raw(params, target), target, best, where=str(best_file))
-    spec = RunSpec(target.tuned_run, target.corpus, target.lm, target.cell, target.dropout, target.clip)
+    spec = RunSpec(target.tuned_run, target.corpus, target.lm, target.cell, target.dropout, target.clip,
+                   seed=tuned.seed)
     rd = paths.RunDir(spec.run)
     check_writable(rd.root, paths.RESULTS, paths.METRICS, paths.CURVES, rd.checkpoint_root)
     result = train_run(tuned, spec)

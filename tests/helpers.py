@@ -44,7 +44,7 @@ def minimal_project(root: Path, corpora: dict) -> Path:
     """root with a params.yaml of just these corpora and a one-member grid over them."""
     params = {
         "corpora": corpora,
-        "grid": {"corpus": list(corpora), "lm": ["word"], "cell": ["lstm"], "dropout": [0.0], "clip": [5]},
+        "grid": {"corpus": list(corpora), "lm": ["word"], "cell": ["lstm"], "dropout": [0.0], "clip": [5], "seed": []},
     }
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     return root

@@ -247,7 +247,7 @@ def origin(tmp_path_factory):
     write_scenes(base / "toy.txt", WORDS, n_scenes=60, n_lines=12)
     params = repo_params()
     params["corpora"] = {"toy": {"source": "local", "path": str(base / "toy.txt")}}
-    params["grid"] = {"corpus": ["toy"], "lm": ["word"], "cell": ["lstm"], "dropout": [0.0, 0.5], "clip": [5]}
+    params["grid"] = {"corpus": ["toy"], "lm": ["word"], "cell": ["lstm"], "dropout": [0.0, 0.5], "clip": [5], "seed": []}
     params["ngram"]["orders"] = [2]
     params["tokenizers"]["subword"]["vocab_size"] = 300
     params["train"].update(epochs=1, max_train_tokens=2000, samples=1, sample_tokens=10)

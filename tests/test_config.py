@@ -58,6 +58,8 @@ def test_speller_section_errors(lm, over, expected):
         ("grid.dropout", [1.5], r"grid\.dropout: \[1\.5\]: each value must be in \[0, 1\)"),
         ("grid.dropout", [0.0, 0], r"grid\.dropout: duplicate value 0 \(equal to 0\.0\)"),
         ("grid.cell", ["lstmx"], r"grid\.cell\.0: Input should be 'rnn_tanh'.*'lstmx'"),
+        ("grid.seed", [1, 1], r"grid\.seed: duplicate value 1"),
+        ("grid.seed", [2, 1337], r"grid\.seed lists 1337, the top-level `seed`"),
         ("grid.lm", ["words"], r"grid\.lm\.0: Input should be 'char'.*'words'"),
         ("grid.clip", ["five"], r"^params\.yaml: grid\.clip\.0: Input should be a valid integer or .*number \(got 'five'\)$"),
         ("train.model.hidden", 64, r"train\.model\.tie_weights: tie_weights needs embed_dim == hidden \(here 128 and 64\)"),
@@ -139,7 +141,8 @@ def test_unknown_tokenizer_name_exits_2(tmp_path):
 @pytest.mark.parametrize("argv", [
     ["stages.download", "gutenberg"], ["stages.prepare", "gutenberg"], ["stages.tokenize", "gutenberg", "word"],
     ["stages.ngram", "gutenberg", "3"],
-    ["stages.train", "gutenberg", "r", "--lm", "word", "--cell", "lstm", "--dropout", "0", "--clip", "0"],
+    ["stages.train", "gutenberg", "r", "--lm", "word", "--cell", "lstm", "--dropout", "0", "--clip", "0",
+     "--seed", "1"],
 ])
 def test_every_stage_names_an_unknown_corpus_with_exit_2(tmp_path, argv):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(DEFAULT))

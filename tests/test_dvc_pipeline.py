@@ -21,10 +21,10 @@ pytestmark = pytest.mark.slow
 def toy_params(corpus: Path) -> dict:
     params = repo_params()
     params["corpora"] = {"toy": {"source": "local", "path": str(corpus)}}
-    params["grid"] = {"corpus": ["toy"], "lm": ["word"], "cell": ["lstm"], "dropout": [0.0], "clip": [5]}
+    params["grid"] = {"corpus": ["toy"], "lm": ["word"], "cell": ["lstm"], "dropout": [0.0], "clip": [5], "seed": []}
     params["ngram"]["orders"] = [2]
     params["tokenizers"]["subword"]["vocab_size"] = 300
-    params["train"].update(epochs=1, max_train_tokens=2000, samples=1, sample_tokens=10)
+    params["train"].update(epochs=1, max_train_chars=8000, max_train_tokens=2000, samples=1, sample_tokens=10)
     params["train"]["model"].update(embed_dim=16, hidden=16)
     params["prepare"]["split"].update(valid=0.1, test=0.1)
     return params
@@ -43,14 +43,16 @@ def test_full_run_then_nothing_then_only_what_changed(repo):
     assert r.returncode == 0, r.stdout + r.stderr
     assert ran(r.stdout) == {
         "check_params", "sources@toy", "download@toy", "prepare@toy", "tokenize@toy-char", "tokenize@toy-word",
-        "tokenize@toy-hybrid", "tokenize@toy-subword", "ngram@toy-ngram-2", "train@toy-word-lstm-0.0-5",
-        "report",
+        "tokenize@toy-hybrid", "tokenize@toy-subword", "ngram@toy-ngram-2", "ngram_matched@toy-ngram-2",
+        "train@toy-word-lstm-0.0-5", "report",
     }
     m = read_json(d / "results" / "toy-word-lstm-0.0-5.json")
     assert m["test"]["n_chars"] == len((d / "data/text/toy/test.txt").read_text(encoding="utf-8"))
     assert m["test"]["open_vocab"] is False and m["diverged"] is False
     assert (d / "curves" / "toy-word-lstm-0.0-5.csv").read_text().startswith("epoch")
     assert read_json(d / "results" / "toy-ngram-2.json")["test"]["n_words"] == m["test"]["n_words"]
+    matched = read_json(d / "results" / "toy-ngram-2-matched.json")
+    assert m["train_chars"] == matched["train_chars"] <= 8000  # the n-gram's second estimate: the RNN's text
     report = (d / "reports" / "README.md").read_text()
     assert "toy-word-lstm-0.0-5" in report and "toy-ngram-2" in report
 
@@ -66,8 +68,8 @@ def test_full_run_then_nothing_then_only_what_changed(repo):
     set_param(d / "params.yaml", "tokenizers.word.max_size", 12)
     r = run("dvc", "repro")
     assert r.returncode == 0, r.stdout + r.stderr
-    assert ran(r.stdout) == {"check_params", "tokenize@toy-word", "ngram@toy-ngram-2", "train@toy-word-lstm-0.0-5",
-                             "report"}
+    assert ran(r.stdout) == {"check_params", "tokenize@toy-word", "ngram@toy-ngram-2", "ngram_matched@toy-ngram-2",
+                             "train@toy-word-lstm-0.0-5", "report"}
 
 
 def test_bad_params_fail_the_stage_with_exit_2(repo):
@@ -90,10 +92,29 @@ def test_report_shows_only_the_runs_params_name(repo):
     set_param(d / "params.yaml", "ngram.orders", [3])
     r = run("dvc", "repro")
     assert r.returncode == 0, r.stdout + r.stderr
-    assert ran(r.stdout) == {"check_params", "ngram@toy-ngram-3", "report"}
+    assert ran(r.stdout) == {"check_params", "ngram@toy-ngram-3", "ngram_matched@toy-ngram-3", "report"}
     assert (d / "metrics" / "toy-ngram-2.json").exists()  # stale, left by DVC
     report = (d / "reports" / "README.md").read_text()
     assert "toy-ngram-3" in report and "toy-word-lstm-0.0-5" in report and "toy-ngram-2" not in report
+
+
+def test_adding_a_seed_runs_only_the_new_seed(repo):
+    d, run = repo
+    assert run("dvc", "repro").returncode == 0
+    first = (d / "results/toy-word-lstm-0.0-5.json").read_bytes()
+    set_param(d / "params.yaml", "grid.seed", [7])
+    try:
+        r = run("dvc", "repro")
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert ran(r.stdout) == {"check_params", "train_seed@toy-word-lstm-0.0-5-7", "report"}
+        seven = read_json(d / "results/toy-word-lstm-0.0-5-7.json")
+        assert (seven["seed"], seven["group"]) == (7, "toy-word-lstm-0.0-5")
+        assert (d / "results/toy-word-lstm-0.0-5.json").read_bytes() == first
+        assert "(n = 2)" in (d / "reports" / "README.md").read_text()  # the member's cell over its two seeds
+    finally:
+        set_param(d / "params.yaml", "grid.seed", [])
+    r = run("dvc", "repro")
+    assert r.returncode == 0 and ran(r.stdout) == {"check_params", "report"}, r.stdout + r.stderr
 
 
 def test_reverted_params_restore_from_the_run_cache_without_training(repo):

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from pipeline.config import CharTokenizerConfig, EvalConfig, ModelConfig, SubwordTokenizerConfig, WordTokenizerConfig
-from pipeline.evaluation import Score, count_words, evaluate, segments
+from pipeline.evaluation import Score, count_words, evaluate, evaluate_segments, segments
+from pipeline.text import first_lines
 from pipeline.rnn.model import RNNLM
 from pipeline.rnn.scorer import RNNScorer, sequence_nll
 from pipeline.tokenizers import train_tokenizer
@@ -26,8 +27,8 @@ class UnigramChars:
         self.probs = probs
 
     def score(self, segs):
-        chars = "".join(segs)
-        return Score(-sum(math.log(self.probs[c]) for c in chars), len(chars), 0, 0)
+        nll = np.array([-sum(math.log(self.probs[c]) for c in seg) for seg in segs])
+        return Score(nll, sum(map(len, segs)), 0, 0)
 
 
 def test_hand_computed_metrics():
@@ -41,6 +42,16 @@ def test_hand_computed_metrics():
     assert m["word_ppl"] == pytest.approx(math.exp(nll / 5), rel=1e-12)
     assert m["token_ppl"] == pytest.approx(math.exp(nll / 7), rel=1e-12)
     assert m["open_vocab"] is True and m["oov_rate"] == 0
+
+
+def test_segments_are_kept_apart_from_the_metrics():
+    probs = {"a": 0.5, "b": 0.25, " ": 0.125, "\n": 0.125}
+    m, segs = evaluate_segments(UnigramChars(probs), "ab a\nb\nab\n", segment_lines=2)
+    assert m == evaluate(UnigramChars(probs), "ab a\nb\nab\n", segment_lines=2)  # no arrays in the metrics
+    assert segs.n_chars.tolist() == [7, 3] and segs.n_chars.sum() == m["n_chars"]
+    assert segs.nll == pytest.approx([2 * math.log(2) + 2 * math.log(4) + 3 * math.log(8),
+                                      math.log(2) + math.log(4) + math.log(8)], rel=1e-12)
+    assert segs.nll.sum() == pytest.approx(m["nll_nats"], rel=1e-12)
 
 
 def test_segments_cover_the_text_exactly():
@@ -61,12 +72,15 @@ def test_score_does_not_depend_on_batch_size_or_bptt(kind, cfg):
     tok = train_tokenizer(kind, TEXT, cfg)
     model = model_for(tok.vocab_size, "gru")
     speller = model_for(len(tok.alphabet), seed=1) if kind == "hybrid" else None
-    ref = evaluate(lm_of(tok, model, speller, batch_size=1, bptt=10_000).scorer(), TEXT, 5)
+    ref, ref_segs = evaluate_segments(lm_of(tok, model, speller, batch_size=1, bptt=10_000).scorer(), TEXT, 5)
     if kind == "hybrid":
         assert tok.n_unk_words(tok.encode(TEXT)) > 20  # the speller's share is really scored
+    alone = [evaluate(lm_of(tok, model, speller).scorer(), seg, 5)["nll_nats"] for seg in segments(TEXT, 5)]
+    assert ref_segs.nll == pytest.approx(alone, rel=1e-5)  # each segment's own score, in order
     for batch_size, bptt in [(3, 7), (16, 1), (64, 33)]:
-        got = evaluate(lm_of(tok, model, speller, batch_size=batch_size, bptt=bptt).scorer(), TEXT, 5)
+        got, segs = evaluate_segments(lm_of(tok, model, speller, batch_size=batch_size, bptt=bptt).scorer(), TEXT, 5)
         assert got["nll_nats"] == pytest.approx(ref["nll_nats"], rel=1e-5)
+        assert segs.nll == pytest.approx(ref_segs.nll, rel=1e-5)
         assert got["n_tokens"] == ref["n_tokens"]
 
 
@@ -112,3 +126,10 @@ def test_hybrid_charges_unk_words_their_spelling():
     assert hybrid["nll_nats"] == pytest.approx(words_only["nll_nats"] + spelled, rel=1e-6)
     assert hybrid["open_vocab"] is True and hybrid["n_oov"] == 0
     assert hybrid["n_tokens"] == words_only["n_tokens"] == count_words(text)
+
+
+def test_first_lines_is_a_shared_character_budget():
+    text = "ab c\nde\nfghij\n"
+    assert first_lines(text, None) == first_lines(text, 100) == text
+    assert first_lines(text, 8) == first_lines(text, 12) == "ab c\nde\n"  # whole lines only
+    assert first_lines(text, 4) == ""  # not even the first line fits

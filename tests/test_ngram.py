@@ -22,7 +22,7 @@ import yaml
 
 from pipeline.config import CharTokenizerConfig, WordTokenizerConfig
 from pipeline.errors import UserError
-from pipeline.evaluation import evaluate
+from pipeline.evaluation import evaluate, evaluate_segments, segments
 from pipeline.ngram import NgramScorer, NgramVocab, arpa, estimate, read_arpa, write_arpa
 from pipeline.ngram.rows import format_g7
 from pipeline.ngram.vocab import escape_char
@@ -378,8 +378,10 @@ def test_scorer_through_the_evaluator():
     assert m["n_tokens"] == m["n_words"] == len(text.split()) + text.count("\n")
     assert m["word_ppl"] == pytest.approx(math.exp(m["nll_nats"] / m["n_words"]), rel=1e-12)
     assert m["token_ppl"] == pytest.approx(m["word_ppl"], rel=1e-12)
-    # lines are sentences: segmentation changes nothing
+    # lines are sentences: segmentation changes nothing, and a segment scores as the text it is
     assert evaluate(scorer, text, segment_lines=1)["nll_nats"] == pytest.approx(m["nll_nats"], rel=1e-12)
+    _, segs = evaluate_segments(scorer, text, segment_lines=7)
+    assert segs.nll == pytest.approx([evaluate(scorer, s, 7)["nll_nats"] for s in segments(text, 7)], rel=1e-12)
     stream, _ = vocab.encode(text)
     assert m["nll_nats"] == pytest.approx(-np.nansum(fit.model.logprob10(stream)) * math.log(10), rel=1e-12)
 
@@ -405,7 +407,7 @@ def project(tmp_path, monkeypatch):
     """A project root with params.yaml, prepared splits and the word tokenizer with its train ids."""
     params = {
         "corpora": {"toy": {"source": "local", "path": "toy.txt"}},
-        "grid": {"corpus": ["toy"], "lm": ["word"], "cell": ["lstm"], "dropout": [0.0], "clip": [5]},
+        "grid": {"corpus": ["toy"], "lm": ["word"], "cell": ["lstm"], "dropout": [0.0], "clip": [5], "seed": []},
         "eval": {"segment_lines": 10},
     }
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))

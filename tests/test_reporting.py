@@ -8,13 +8,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
 from pipeline import paths
-from pipeline.artifacts import read_curve, write_curve
+from pipeline.artifacts import read_curve, write_curve, write_segments
 from pipeline.config import GridConfig, parse_params
 from pipeline.errors import UserError
+from pipeline.evaluation import Segments
 from pipeline.io import write_json, write_text
 from pipeline.reporting import expected_runs, render
 from pipeline.reporting.analysis import main_effects
@@ -71,14 +73,18 @@ def write_results(grid: dict, orders=(3, 5), diverged=(), bpc=None, samples: str
     bpc(lm, cell, dropout, clip) -> test bits/char (default: a smooth made-up function)."""
     bpc = bpc or (lambda lm, cell, d, c: round(BASE[lm] + CELL[cell] + 0.1 * float(d)
                                                 + (0.5 if cell == "rnn_tanh" and float(c) == 0 else 0), 4))
-    for c, o in itertools.product(grid["corpus"], orders):
-        run = paths.run_id(c, "ngram", o)
-        write_json(paths.result_file(run), ngram_metrics(run, o, 1.38 + 0.001 * o))
-    for combo in itertools.product(*(grid[a] for a in ("corpus", "lm", "cell", "dropout", "clip"))):
-        run = paths.run_id(*combo)
+    for c, o, matched in itertools.product(grid["corpus"], orders, (False, True)):
+        run = paths.run_id(c, "ngram", o, *(["matched"] if matched else []))
+        write_json(paths.result_file(run), {**ngram_metrics(run, o, 1.38 + 0.001 * o + 0.5 * matched),
+                                            "train_chars": 300_000 if matched else None})
+    for combo, seed in itertools.product(itertools.product(*(grid[a] for a in ("corpus", "lm", "cell", "dropout",
+                                                                              "clip"))), [None, *grid.get("seed", [])]):
+        group = paths.run_id(*combo)
+        run = paths.run_id(*combo, *([seed] if seed is not None else []))
         _, lm, cell, d, c = combo
-        value = None if run in diverged else bpc(lm, cell, d, c)
-        write_json(paths.result_file(run), rnn_metrics(run, lm, cell, d, c, value, 1 if value is None else None))
+        value = None if run in diverged else bpc(lm, cell, d, c) if seed is None else bpc(lm, cell, d, c, seed)
+        write_json(paths.result_file(run), rnn_metrics(run, lm, cell, d, c, value, 1 if value is None else None,
+                                                       group=group, seed=seed or 1337))
         last = value if value is not None else 9.0
         write_curve(paths.curve_file(run), [
             {"epoch": 1, "lr": 2.0, "train_loss": 2.2 * last, "grad_norm": 1.0, "valid_bits_per_char": last + 0.3,
@@ -120,7 +126,7 @@ def td(page: str, run: str) -> str:
 def test_expected_runs_are_dvc_matrix_keys():
     grid = GridConfig(corpus=["c"], lm=["word", "char"], cell=["lstm"], dropout=[0.0, 0.5], clip=[0, 5])
     assert expected_runs(grid, [3, 5]) == [
-        "c-ngram-3", "c-ngram-5",
+        "c-ngram-3", "c-ngram-3-matched", "c-ngram-5", "c-ngram-5-matched",
         "c-word-lstm-0.0-0", "c-word-lstm-0.0-5", "c-word-lstm-0.5-0", "c-word-lstm-0.5-5",
         "c-char-lstm-0.0-0", "c-char-lstm-0.0-5", "c-char-lstm-0.5-0", "c-char-lstm-0.5-5",
     ]
@@ -153,14 +159,16 @@ def test_report_stage_reports_the_params_grid_as_dvc_names_it(project):
     params["ngram"]["orders"] = [3]
     Path("params.yaml").write_text(yaml.safe_dump(params))
     # clip 5 in the YAML is run ...-5 (DVC's key), not ...-5.0
-    for run, lm in [("shakespeare-ngram-3", "ngram"), ("shakespeare-word-lstm-0.0-5", "word"),
-                    ("shakespeare-ngram-5", "ngram"), ("shakespeare-word-lstm-0.0-0", "word")]:
+    for run, lm in [("shakespeare-ngram-3", "ngram"), ("shakespeare-ngram-3-matched", "ngram"),
+                    ("shakespeare-word-lstm-0.0-5", "word"), ("shakespeare-ngram-5", "ngram"),
+                    ("shakespeare-word-lstm-0.0-0", "word")]:
         write_json(paths.result_file(run), metrics(run, lm, 2.0))
     report_stage.main([])
     readme = (paths.REPORTS / "README.md").read_text()
     page = (paths.REPORTS / "index.html").read_text()
     for text in (readme, page):
         assert "shakespeare-ngram-3" in text and "shakespeare-word-lstm-0.0-5" in text
+        assert "shakespeare-ngram-3-matched" in text
         assert "shakespeare-ngram-5" not in text and "shakespeare-word-lstm-0.0-0" not in text
     assert 'id="run-shakespeare-word-lstm-0.0-5"' in page and 'id="run-shakespeare-ngram-3"' in page
 
@@ -174,7 +182,8 @@ def test_the_report_stage_sets_each_tuned_run_against_its_grid_member(project):
                                  "g": {"corpus": "c", "lm": "word", "cell": "gru", "dropout": 0.0, "clip": 5}}
     Path("params.yaml").write_text(yaml.safe_dump(params))
     write_json(paths.result_file("c-word-lstm-0.0-5"), metrics("c-word-lstm-0.0-5", "word", 2.0))
-    write_json(paths.result_file("c-ngram-3"), metrics("c-ngram-3", "ngram", 2.2, order=3))
+    for run in ("c-ngram-3", "c-ngram-3-matched"):
+        write_json(paths.result_file(run), metrics(run, "ngram", 2.2, order=3))
     for target, value in (("w", 1.75), ("g", 2.5)):
         tuned = metrics(f"{target}-tuned", "word", value)
         tuned["tuned"] = {"from": f"tuning/{target}/best_params.json",
@@ -196,7 +205,7 @@ def test_a_report_of_the_default_grid_shows_every_run_once_anchored(project):
     grid = repo_params()["grid"]
     runs = write_results(grid, samples="--- sample 0 (seed 1)\nline one of {run}\nline two\nline three\nline four\n")
     rows = render(runs, scoped_params(grid, orders=(3, 5)))
-    assert len(rows) == len(runs) == 2 + 4 * 3 * 2 * 2
+    assert len(rows) == len(runs) == 2 * 2 + 4 * 3 * 2 * 2  # n-gram orders x two data budgets, the grid
     page = (paths.REPORTS / "index.html").read_text()
     for run in runs:
         assert page.count(f'id="run-{run}"') == 1, run
@@ -280,7 +289,7 @@ def test_main_effects_average_pairs_where_both_runs_scored(project):
     runs = small_grid()
     rows = collect(runs)
     d = design(rows, GridConfig(**SMALL), [3])
-    effects = {(e.factor, e.level, e.lm): e for e in main_effects(d, {m["run"]: m for m in rows})}
+    effects = {(e.factor, e.level, e.lm): e for e in main_effects(d, {m["run"]: [m] for m in rows}, lambda run: None)}
     # by hand, word (gru-0.0-5 diverged, so each factor loses the one pair that holds it):
     # lstm -> gru: (1.95-2.00) + (1.60-1.80) + (1.50-1.70) over 3 pairs = -0.15
     # dropout 0.0 -> 0.5: (1.80-2.00) + (1.70-1.90) + (1.60-1.95) over 3 = -0.25
@@ -321,12 +330,14 @@ def test_closed_vocabulary_ngram_figures_are_flagged_and_explained(project):
     md = (paths.REPORTS / "README.md").read_text()
     table = md_table_after(md, "## n-gram baseline")
     assert table[0] == ["run", "order", "unit", "test bits/char", "valid bits/char", "vocabulary", "test OOV",
-                        "trained on (tokens)"]
-    assert table[2][:6] == ["c-ngram-3", "3", "word", "1.383\u2020 (ppl 87.4)", "1.393", "closed vocab \u2020"]
-    assert table[3][:6] == ["c-ngram-5", "5", "char", "1.900 (ppl 87.4)", "1.910", "open"]
-    assert table[2][7] == "968,015 (words)"
+                        "training text", "trained on (tokens)"]
+    rows = {row[0]: row for row in table[2:]}
+    assert rows["c-ngram-3"][1:6] == ["3", "word", "1.383\u2020 (ppl 87.4)", "1.393", "closed vocab \u2020"]
+    assert rows["c-ngram-5"][1:6] == ["5", "char", "1.900 (ppl 87.4)", "1.910", "open"]
+    assert rows["c-ngram-3"][7:] == ["whole split", "968,015 (words)"]
+    assert rows["c-ngram-3-matched"][7] == "RNN budget (first 300,000 characters)"  # both budgets shown
     assert "<unk>` swallows the probability mass" in md and "14.4% of the test words" in md
-    assert "The n-gram models count the whole train split (968,015 words)" in md
+    assert "The n-gram models marked `whole split` count the whole train split (968,015 words)" in md
     page = (paths.REPORTS / "index.html").read_text()
     assert 'class="closed">closed vocab \u2020</td>' in page
     assert "<code>&lt;unk&gt;</code> swallows" in page
@@ -339,21 +350,23 @@ def test_training_data_note_reads_the_budget_when_the_stage_declares_it(project)
     md = (paths.REPORTS / "README.md").read_text()
     assert "RNN runs train only on the first `train.max_train_tokens` tokens of the train split" in md
     keys = ("grid", "ngram.orders", "train.max_train_tokens", "train.epochs", "train_overrides")
-    render(runs, scoped_params(grid, keys=keys))
+    train = {**repo_params()["train"], "max_train_tokens": 100_000, "max_train_chars": None}
+    budgets = {**repo_params()["train_overrides"], "char": {"max_train_tokens": 300_000}}
+    render(runs, scoped_params(grid, keys=keys, train=train, train_overrides=budgets))
     md = (paths.REPORTS / "README.md").read_text()
     assert ("RNN runs train on at most char: the first 300,000 characters \u00d7 2 epochs; "
             "word: the first 100,000 words \u00d7 2 epochs") in md
     cost = {row[0]: row for row in md_table_after(md, "## Cost")}
-    assert cost["c-char-lstm-0.0-5"][1:] == ["char", "100,000 weights", "characters", "5,000", "42.0 s",
+    assert cost["c-char-lstm-0.0-5"][1:] == ["char", "100,000 weights", "characters", "5,000", "42.0 s", "",
                                              "\u2264 600,000 (300,000 \u00d7 2 epochs)", "ok"]
     assert cost["c-ngram-3"][1:] == ["ngram", "629,289 stored n-grams", "words", "", "0.3 s (estimation)",
-                                     "968,015", "ok"]
+                                     "whole split", "968,015", "ok"]
     # a count recorded by the run wins
     m = rnn_metrics("c-word-lstm-0.0-5", "word", "lstm", 0.0, 5, 1.7, train_tokens=123_456)
     write_json(paths.result_file("c-word-lstm-0.0-5"), m)
-    render(runs, scoped_params(grid, keys=keys))
+    render(runs, scoped_params(grid, keys=keys, train=train, train_overrides=budgets))
     cost = {row[0]: row for row in md_table_after((paths.REPORTS / "README.md").read_text(), "## Cost")}
-    assert cost["c-word-lstm-0.0-5"][6] == "123,456"
+    assert cost["c-word-lstm-0.0-5"][7] == "123,456"
 
 
 # ----------------------------------------------------------------------------- links, samples, curves
@@ -422,3 +435,38 @@ def test_importing_the_report_package_does_not_import_matplotlib():
     code = "import sys, pipeline.reporting; assert 'matplotlib' not in sys.modules"
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+# ----------------------------------------------------------------------------- seeds, segments
+
+
+def test_seeds_read_as_mean_sd_and_effects_carry_both_spreads(project):
+    grid = {"corpus": ["c"], "lm": ["word"], "cell": ["lstm", "gru"], "dropout": [0.0, 0.5], "clip": [5],
+            "seed": [1, 2]}
+    noise = {1337: 0.0, 1: 0.01, 2: -0.012}
+    values = {}
+
+    def bpc(lm, cell, d, c, seed=1337):  # gru 0.3 better, far above the seed noise; dropout 0.5: +0.002
+        v = values[cell, d, seed] = round(2.0 - 0.3 * (cell == "gru") + 0.002 * float(d) + noise[seed], 6)
+        return v
+
+    runs = write_results(grid, orders=(3,), bpc=bpc)
+    rng = np.random.default_rng(0)
+    chars = rng.integers(900, 1100, 30)
+    for m in collect(runs):  # each segment's NLL: the run's bits/char, give or take 3%
+        per_char = m["test"]["bits_per_char"] * np.log(2) * rng.normal(1, 0.03, chars.size)
+        write_segments(paths.segments_file(m["run"]), Segments(per_char * chars, chars))
+    render(runs, scoped_params(grid))
+    md = (paths.REPORTS / "README.md").read_text()
+
+    word = md_table_after(md, "### word")
+    lstm = [values["lstm", 0.0, s] for s in (1337, 1, 2)]
+    assert word[2][1] == f"{np.mean(lstm):.3f} \u00b1 {np.std(lstm, ddof=1):.3f}\u2020 (n = 3)"
+    effects = {row[0]: row for row in md_table_after(md, "## Main effects")[2:]}
+    assert re.fullmatch(r"-0\.300 \(segments \[-0\.\d+, -0\.\d+\]; seeds \(n = 3\) resolved\)", effects["cell"][2])
+    assert re.fullmatch(r"\+0\.00\d \(segments \[-0\.\d+, \+0\.\d+\] not resolved; seeds \(n = 3\) not resolved\)",
+                        effects["dropout"][2])
+    best = {row[0]: row for row in md_table_after(md, "## Best run per LM type")[2:]}
+    assert set(best) == {"ngram, whole split", "ngram, RNN budget", "word"}
+    assert best["ngram, whole split"][4] == "best" and best["word"][4].startswith("+0.")
+    assert "seeds not resolved" in md and "paired bootstrap" in md

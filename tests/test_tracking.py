@@ -23,7 +23,7 @@ RUNS = {TRAIN, "toy-ngram-2"}
 def tiny_params(corpus: Path, **train) -> dict:
     params = repo_params()
     params["corpora"] = {"toy": {"source": "local", "path": str(corpus)}}
-    params["grid"] = {"corpus": ["toy"], "lm": ["word"], "cell": ["lstm"], "dropout": [0.0], "clip": [5]}
+    params["grid"] = {"corpus": ["toy"], "lm": ["word"], "cell": ["lstm"], "dropout": [0.0], "clip": [5], "seed": []}
     params["ngram"]["orders"] = [2]
     params["tokenizers"]["subword"]["vocab_size"] = 300
     params["train"].update(epochs=2, max_train_tokens=2000, samples=1, sample_tokens=10, **train)

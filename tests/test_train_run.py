@@ -19,6 +19,7 @@ from pipeline.errors import UserError
 from pipeline.io import read_json
 from pipeline.reporting import render
 from pipeline.rnn.run import KEEP_HASHES, RunSpec, params_hash, train_run
+from pipeline.text import first_lines
 from stages import download, prepare, tokenize
 from stages import train as train_stage
 from tests.helpers import ROOT, repo_params, set_param, write_scenes
@@ -52,7 +53,7 @@ def project(tmp_path, monkeypatch):
 
 def test_hybrid_run_is_open_vocabulary_and_spells_its_samples(project):
     train_stage.main(["toy", "toy-hybrid-gru-0.0-5", "--lm", "hybrid", "--cell", "gru",
-                      "--dropout", "0.0", "--clip", "5"])
+                      "--dropout", "0.0", "--clip", "5", "--seed", "1337"])
     m = read_json("results/toy-hybrid-gru-0.0-5.json")
     assert m["test"]["open_vocab"] is True and m["test"]["n_oov"] == 0
     assert m["valid"]["nll_nats"] > 0 and m["best_epoch"] in (1, 2)
@@ -66,17 +67,18 @@ def test_hybrid_run_is_open_vocabulary_and_spells_its_samples(project):
 
 def test_same_params_and_seed_give_the_same_numbers(project):
     params = load_params()
-    a = train_run(params, RunSpec("a", "toy", "word", "lstm", 0.5, 5.0), progress=False).result
-    b = train_run(params, RunSpec("b", "toy", "word", "lstm", 0.5, 5.0), progress=False).result
+    a = train_run(params, RunSpec("a", "toy", "word", "lstm", 0.5, 5.0, seed=1337), progress=False).result
+    b = train_run(params, RunSpec("b", "toy", "word", "lstm", 0.5, 5.0, seed=1337), progress=False).result
     assert a["test"] == b["test"] and a["valid"] == b["valid"]
 
 
 def test_divergence_is_a_result_and_the_report_shows_it(project):
     set_param(Path("params.yaml"), "train.optim.lr", 1e9)
     train_stage.main(["toy", "toy-word-rnn_relu-0.0-0", "--lm", "word", "--cell", "rnn_relu",
-                      "--dropout", "0.0", "--clip", "0"])
+                      "--dropout", "0.0", "--clip", "0", "--seed", "1337"])
     m = read_json("results/toy-word-rnn_relu-0.0-0.json")
     assert m["diverged"] is True and m["diverged_epoch"] == 1 and m["test"] is None
+    assert Path("curves/toy-word-rnn_relu-0.0-0.csv").read_text().startswith("epoch")  # a DVC out, even empty
     assert read_json("metrics/toy-word-rnn_relu-0.0-0.json") == {"n_params": m["n_params"], "diverged": True}
     rows = render(["toy-word-rnn_relu-0.0-0"])
     assert rows[-1]["run"] == "toy-word-rnn_relu-0.0-0"
@@ -85,7 +87,7 @@ def test_divergence_is_a_result_and_the_report_shows_it(project):
 
 
 def test_other_data_trains_afresh_and_reverting_finds_the_finished_run(project, caplog):
-    spec = RunSpec("toy-word-lstm-0.0-5", "toy", "word", "lstm", 0.0, 5.0)
+    spec = RunSpec("toy-word-lstm-0.0-5", "toy", "word", "lstm", 0.0, 5.0, seed=1337)
     first = train_run(load_params(), spec, progress=False)
     set_param(Path("params.yaml"), "tokenizers.word.max_size", 10)  # same train params, other data
     tokenize.main(["toy", "word"])
@@ -103,9 +105,8 @@ def test_other_data_trains_afresh_and_reverting_finds_the_finished_run(project, 
 
 
 def test_old_checkpoint_folders_are_pruned(project):
-    spec = RunSpec("toy-word-lstm-0.0-5", "toy", "word", "lstm", 0.0, 5.0)
     for seed in range(KEEP_HASHES + 2):
-        set_param(Path("params.yaml"), "seed", seed)
+        spec = RunSpec("toy-word-lstm-0.0-5", "toy", "word", "lstm", 0.0, 5.0, seed=seed)
         train_run(load_params(), spec, progress=False)
     kept = [d for d in Path("checkpoints/toy-word-lstm-0.0-5").iterdir() if d.is_dir()]
     assert len(kept) == KEEP_HASHES and params_hash(load_params(), spec) in {p.name for p in kept}
@@ -117,7 +118,7 @@ def test_old_checkpoint_folders_are_pruned(project):
     ("--cell", "lstmx", r"cell\.0: Input should be 'rnn_tanh'.*'lstmx'"),
 ])
 def test_train_cli_values_get_the_grid_schema(project, flag, value, message):
-    argv = {"--lm": "word", "--cell": "lstm", "--dropout": "0.0", "--clip": "5"} | {flag: value}
+    argv = {"--lm": "word", "--cell": "lstm", "--dropout": "0.0", "--clip": "5", "--seed": "1"} | {flag: value}
     with pytest.raises(UserError, match=rf"^stage arguments of toy-word-x: {message}"):
         train_stage.main(["toy", "toy-word-x", *(a for kv in argv.items() for a in kv)])
     assert not Path("models/toy-word-x").exists()
@@ -125,7 +126,7 @@ def test_train_cli_values_get_the_grid_schema(project, flag, value, message):
 
 def _stage_argv(run: str) -> list[str]:
     return [sys.executable, "-m", "stages.train", "toy", run, "--lm", "word", "--cell", "gru", "--dropout", "0.0",
-            "--clip", "5"]
+            "--clip", "5", "--seed", "1337"]
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
@@ -156,7 +157,8 @@ def test_a_signal_stops_training_at_a_checkpoint_in_one_line_and_resumes_exactly
 
 
 def test_an_out_of_range_token_id_fails_before_any_checkpoint_is_touched(project):
-    spec = RunSpec("toy-word-lstm-0.0-5", "toy", "word", "lstm", 0.0, 5.0)
+    set_param(Path("params.yaml"), "train.max_train_chars", None)  # train on the tokenize stage's ids
+    spec = RunSpec("toy-word-lstm-0.0-5", "toy", "word", "lstm", 0.0, 5.0, seed=1337)
     train_run(load_params(), spec, progress=False)
     before = {p: p.stat().st_mtime_ns for p in Path("checkpoints").rglob("*.pt")}
     ids = np.load("data/tokens/toy/word/train.npy")
@@ -218,3 +220,17 @@ def test_a_full_disk_is_one_clear_error_and_keeps_the_last_good_file(project):
     assert "error: metrics/full.json: cannot write: No space left on device (errno ENOSPC)" in r.stderr
     assert r.stdout.split() == ["old", ".", "..", "filler", "full.json"]  # the old file, no temp file left
     assert Path("models/full/model.pt").is_file()  # the run itself finished; only its metrics could not be kept
+
+
+def test_lm_types_share_the_data_budget_and_record_their_solved_sizes(project):
+    set_param(Path("params.yaml"), "train.max_train_chars", 3000)
+    set_param(Path("params.yaml"), "train.model", {"param_budget": 9000, "hidden": None, "embed_dim": None,
+                                                   "layers": 1, "tie_weights": True})
+    runs = {lm: train_run(load_params(), RunSpec(lm, "toy", lm, "lstm", 0.0, 5.0, seed=3), progress=False).result
+            for lm in ("word", "hybrid")}
+    text = Path("data/text/toy/train.txt").read_text()
+    assert runs["word"]["train_chars"] == runs["hybrid"]["train_chars"] == len(first_lines(text, 3000)) > 2900
+    for m in runs.values():
+        assert 0.9 * 9000 <= m["n_params"] <= 9000 and m["param_budget"] == 9000 and m["seed"] == 3
+        assert m["n_params"] == sum(part["n_params"] for part in m["sizes"].values())
+    assert set(runs["hybrid"]["sizes"]) == {"speller", "model"} and runs["hybrid"]["sizes"]["speller"]["hidden"] == 16

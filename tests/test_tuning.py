@@ -37,7 +37,7 @@ PG = os.environ.get("TUNE_TEST_POSTGRES", "postgresql+psycopg://optuna:optuna@12
 def tiny_params(corpus: Path) -> dict:
     params = repo_params()
     params["corpora"] = {"toy": {"source": "local", "path": str(corpus)}}
-    params["grid"] = {"corpus": ["toy"], "lm": ["word"], "cell": ["lstm"], "dropout": [0.0], "clip": [5]}
+    params["grid"] = {"corpus": ["toy"], "lm": ["word"], "cell": ["lstm"], "dropout": [0.0], "clip": [5], "seed": []}
     params["prepare"]["split"].update(valid=0.1, test=0.1)
     params["tokenizers"]["word"]["max_size"] = 12
     params["tokenizers"]["subword"]["vocab_size"] = 300

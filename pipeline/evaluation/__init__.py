@@ -24,23 +24,23 @@ import math
 from dataclasses import dataclass
 from typing import Protocol
 
+import numpy as np
+
 from pipeline.text import count_words, split_lines
 
 
 @dataclass(frozen=True)
 class Score:
-    """Sums over a set of segments; `+` merges two scores."""
+    """What a scorer returns for a list of segments: each segment's NLL, and sums."""
 
-    nll_nats: float
+    segment_nll: np.ndarray  # [n_segments] float64: summed NLL (nats) of each segment, in input order
     n_tokens: int
     n_oov: int  # units outside the vocabulary, scored as <unk> (mass not spent on the real string)
     n_unk_marker: int  # words of the text that were the corpus' unknown-word marker
 
-    def __add__(self, other: "Score") -> "Score":
-        return Score(
-            self.nll_nats + other.nll_nats, self.n_tokens + other.n_tokens, self.n_oov + other.n_oov,
-            self.n_unk_marker + other.n_unk_marker,
-        )
+    @property
+    def nll_nats(self) -> float:
+        return float(self.segment_nll.sum())
 
 
 class Scorer(Protocol):
@@ -57,13 +57,27 @@ def segments(text: str, segment_lines: int) -> list[str]:
     return ["".join(lines[i : i + segment_lines]) for i in range(0, len(lines), segment_lines)]
 
 
+@dataclass(frozen=True)
+class Segments:
+    """The test text's segments as scored: the paired bootstrap of the report resamples them."""
+
+    nll: np.ndarray  # [S] float64, nats of each segment
+    n_chars: np.ndarray  # [S] int64, characters of each segment (newlines included)
+
+
 def evaluate(scorer: Scorer, text: str, segment_lines: int) -> dict:
     """Score `text` and return the sums and the derived metrics (see DESIGN.md)."""
-    s = scorer.score(segments(text, segment_lines))
+    return evaluate_segments(scorer, text, segment_lines)[0]
+
+
+def evaluate_segments(scorer: Scorer, text: str, segment_lines: int) -> tuple[dict, Segments]:
+    """`evaluate`'s metrics, and each segment's NLL and characters (which sum to them)."""
+    segs = segments(text, segment_lines)
+    s = scorer.score(segs)
     n_chars, n_words = len(text), count_words(text)
     nll = s.nll_nats
     finite = math.isfinite(nll)
-    return {
+    metrics = {
         "nll_nats": nll,
         "n_tokens": s.n_tokens,
         "n_chars": n_chars,
@@ -77,3 +91,4 @@ def evaluate(scorer: Scorer, text: str, segment_lines: int) -> dict:
         "oov_rate": s.n_oov / s.n_tokens if s.n_tokens else 0.0,
         "open_vocab": bool(scorer.open_vocab and s.n_oov == 0 and s.n_unk_marker == 0),
     }
+    return metrics, Segments(np.asarray(s.segment_nll, dtype=np.float64), np.array([len(g) for g in segs], np.int64))

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from pipeline.evaluation import Score
 from pipeline.ngram.model import NgramModel
 from pipeline.ngram.vocab import NgramVocab, Unit
@@ -24,13 +26,15 @@ class NgramScorer:
         self.model, self.vocab = model, NgramVocab(model.symbols, unit, unk_marker)
 
     def score(self, segments: list[str]) -> Score:
-        text = "".join(segments)  # segments are whole lines
-        stream, n_oov = self.vocab.encode(text)
-        lp = self.model.logprob10(stream)
+        streams = [self.vocab.encode(s) for s in segments]  # each `<s> .. </s> <s> .. </s>`: whole lines
+        stream = np.concatenate([st for st, _ in streams]) if streams else np.zeros(0, np.int64)
+        nats = -self.model.logprob10(stream) * math.log(10)  # NaN at <s>, never predicted
         predicted = stream != self.vocab.bos_id
+        starts = np.cumsum([0] + [len(st) for st, _ in streams[:-1]])
+        per_segment = np.add.reduceat(np.where(predicted, nats, 0.0), starts) if len(stream) else np.zeros(0)
         return Score(
-            nll_nats=float(-lp[predicted].sum() * math.log(10)),
+            segment_nll=per_segment,
             n_tokens=int(predicted.sum()),
-            n_oov=n_oov,
-            n_unk_marker=self.vocab.n_unk_marker(text),
+            n_oov=sum(n for _, n in streams),
+            n_unk_marker=self.vocab.n_unk_marker("".join(segments)),
         )

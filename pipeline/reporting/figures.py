@@ -78,6 +78,12 @@ def effects_figure(effects: list[Effect], lms: list[str]) -> bytes:
             xs = [i + (j - (len(lms) - 1) / 2) * width for i in range(len(labels))]
             ax.bar(xs, [0 if math.isnan(v) else v for v in vals], width, color=LM_COLORS.get(lm, "k"),
                    label=lm)
+            for x, lb in zip(xs, labels):  # the 95% segment-bootstrap interval of the change
+                e = next((e for e in effects if e.factor == factor and e.label == lb and e.lm == lm), None)
+                b = e.cmp.bootstrap if e is not None and e.cmp is not None else None
+                if b is not None:
+                    ax.errorbar(x, e.delta, yerr=[[e.delta - b.lo], [b.hi - e.delta]], fmt="none", ecolor="k",
+                                elinewidth=0.8, capsize=2)
             for x, v in zip(xs, vals):
                 text = "n/a" if math.isnan(v) else f"{v:+.2f}"
                 ax.text(x, 0 if math.isnan(v) else v, text, ha="center", va="bottom" if not v < 0 else "top",
@@ -92,6 +98,28 @@ def effects_figure(effects: list[Effect], lms: list[str]) -> bytes:
         handles, names = axes[0][0].get_legend_handles_labels()
         fig.legend(handles, names, loc="lower center", ncol=len(lms), fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.07, 1, 1))
+    return _png(fig)
+
+
+def cost_figure(rows: list[dict]) -> bytes:
+    """Test bits/char of every scored RNN run against its parameters (left) and its training wall
+    time (right), one point per run, coloured by LM type."""
+    plt = _pyplot()
+    done = [m for m in rows if scored(m) and m["lm"] != "ngram"]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    for ax, key, label in ((axes[0], "n_params", "parameters"), (axes[1], "wall_s", "training wall time (s)")):
+        for lm in dict.fromkeys(m["lm"] for m in done):
+            pts = [(m[key], bpc(m)) for m in done if m["lm"] == lm and isinstance(m.get(key), (int, float))]
+            if pts:
+                ax.scatter(*zip(*pts), s=14, color=LM_COLORS.get(lm, "k"), label=lm, alpha=0.8)
+        if ax.collections:
+            ax.set_xscale("log")
+        ax.set_xlabel(label)
+        ax.grid(alpha=0.3, which="both")
+    axes[0].set_ylabel("test bits/char")
+    if axes[0].collections:
+        axes[0].legend(fontsize=8)
+    fig.tight_layout()
     return _png(fig)
 
 

@@ -11,7 +11,9 @@ from pipeline.io import write_bytes, write_text
 from pipeline.reporting import analysis, figures
 from pipeline.reporting.analysis import CLOSED
 from pipeline.reporting.markup import BEST, Bullets, Figure, Heading, Para, Pre, Section, Table, markdown, page
-from pipeline.reporting.runs import MISSING, by_score, closed_vocab, collect, declared, design, is_ngram
+from pipeline.reporting.compare import by_group
+from pipeline.reporting.runs import (MISSING, by_score, closed_vocab, collect, declared, design, is_ngram,
+                                     segments)
 
 TITLE = "Ablation report"
 
@@ -22,6 +24,20 @@ INTRO = (
     "included: how many bits the model needs per character on average. Lower is better, and it is the "
     "one unit all LM types share, whatever they predict (characters, words or BPE pieces). **Word "
     "perplexity** (ppl) is the same sum per word: exp(NLL / words), one end-of-line counted per line."
+)
+
+
+SPREAD = (
+    "Two kinds of uncertainty, answering different questions. **Seeds** (here up to {seeds} per grid member, "
+    "`grid.seed`): how much a result moves when the same config is trained again from another random start; "
+    "a cell with several seeds shows mean \u00b1 sample sd with n, and a change between two factor levels whose "
+    "95% t-intervals over seeds overlap is marked \"seeds not resolved\". **Segments**: how much a difference "
+    "between two trained models depends on the test text; the evaluator scores the test text as independent "
+    "segments of `eval.segment_lines` lines, and a paired bootstrap over them (1000 resamples, seeded) gives a 95% "
+    "interval on the change in bits/char (\"segments [lo, hi]\"; \"not resolved\" when it holds 0). The "
+    "second works with one seed but says nothing about retraining; the first says nothing about the test set. "
+    "With one seed, single-run rankings of close results (the vanilla RNN's in particular) are not reliable: "
+    "floating-point results differ across machines, and chaotic training amplifies it."
 )
 
 
@@ -82,35 +98,37 @@ def render(runs: Iterable[str], params: Any = None, links: dict[str, str] | None
     grid = declared(lambda: params.grid) if params is not None else MISSING
     orders = declared(lambda: params.ngram.orders) if params is not None else MISSING
     d = design(rows, None if grid is MISSING else grid, None if orders is MISSING else orders)
-    index = {m["run"]: m for m in rows}
     ngrams = [m for m in rows if is_ngram(m)]
     rnn = [m for m in rows if not is_ngram(m)]
+    cells = by_group(rnn)  # group id (a grid member) -> its runs, one per seed
     lms = [lm for lm in d.levels["lm"] if any(m["lm"] == lm for m in rnn)]
-    groups = [g for g in analysis.lm_groups(d, index) if g[2]]
+    groups = [g for g in analysis.lm_groups(d, cells) if g[2]]
     multi = len(d.levels["corpus"]) > 1
     nav: list[tuple[str, str]] = []
-    blocks: list = [Para(INTRO), Bullets(_legend(_oov_rate(rows)))]
+    seeds = max((len(c) for c in cells.values()), default=1)
+    blocks: list = [Para(INTRO), Bullets(_legend(_oov_rate(rows))), Para(SPREAD.format(seeds=seeds))]
 
     def section(ident: str, title: str, *content) -> None:
         nav.append((ident, title))
         blocks.append(Section(ident, [Heading(title, 2, ident + "-title"), *content]))
 
-    section("best", "Best run per LM type", analysis.best_table(d, index, ngrams))
+    section("best", "Best run per LM type", analysis.best_table(d, cells, ngrams, segments))
 
     if groups:
         pivots = []
-        for corpus, lm, group in groups:
+        for corpus, lm, found in groups:
             title = f"{lm} ({corpus})" if multi else lm
-            table = analysis.pivot(d, index, corpus, lm)
-            flag = f" \u2014 closed vocabulary {CLOSED}" if any(closed_vocab(m) for m in group) else ""
+            table = analysis.pivot(d, cells, corpus, lm)
+            flag = f" \u2014 closed vocabulary {CLOSED}" if any(closed_vocab(m) for c in found for m in c) else ""
             pivots.append(Section(f"lm-{table.id.removeprefix('pivot-')}", [Heading(title + flag, 3), table]))
         section("grid", "Test bits/char of every grid run",
                 Para("One table per LM type: a row per recurrent cell, a column per dropout and gradient-clipping "
                      "setting (clip = the maximum global gradient norm; 0 = no clipping). Each cell holds test "
-                     f"bits/char with word perplexity beneath; {BEST} marks the LM type's best run."),
+                     f"bits/char with word perplexity beneath (over several seeds: mean \u00b1 sd, n beneath); {BEST} "
+                     "marks the LM type's best."),
                 *pivots)
 
-        effects = analysis.main_effects(d, index)
+        effects = analysis.main_effects(d, cells, segments)
         if effects:
             refs = ", ".join(f"{f} {d.levels[f][0]}" for f in ("cell", "dropout", "clip") if len(d.levels[f]) > 1)
             section("effects", "Main effects",
@@ -120,7 +138,9 @@ def render(runs: Iterable[str], params: Any = None, links: dict[str, str] | None
                          "factor alone and where both runs exist and did not diverge are averaged; where some "
                          "pairs were left out, the cell says how many were used. Negative = better. A mean: one "
                          "run far off the others (a vanilla RNN that nearly blew up) can carry it; the tables "
-                         "above show every pair."),
+                         "above show every pair. Beneath each change: its 95% segment-bootstrap interval and, with "
+                         "several seeds, whether the seeds resolve it (see above); the figure's error bars are the "
+                         "segment intervals."),
                     analysis.effects_table(effects, lms),
                     _figure("main_effects", figures.effects_figure(effects, lms), "main effects"))
 
@@ -148,8 +168,11 @@ def render(runs: Iterable[str], params: Any = None, links: dict[str, str] | None
             Para("Size: an RNN's weights, an n-gram model's stored n-grams (not the same unit). Tokens/s and "
                  "training tokens count the model's own units (see `unit`); wall time is the whole training "
                  "run (for an n-gram model, its estimation). Train tokens: as recorded by the run, else an RNN's "
-                 "budget from params.yaml where the report reads it; blank: not known."),
-            cost)
+                 "budget from params.yaml where the report reads it; blank: not known. The figure: test "
+                 "bits/char of every RNN run against its parameters and its training wall time, one point per run "
+                 "(each seed its own)."),
+            cost,
+            _figure("cost", figures.cost_figure(rows), "test bits/char against parameters and wall time"))
 
     if tuned:
         section("tuning", "Tuned learning-rate schedules",
@@ -161,8 +184,8 @@ def render(runs: Iterable[str], params: Any = None, links: dict[str, str] | None
                 analysis.tuning_table(tuned))
 
     samples = []
-    for corpus, lm, runs_ in groups:
-        best = analysis.best_run(runs_)
+    for corpus, lm, found in groups:
+        best = analysis.best_run([m for c in found for m in c])
         lines = analysis.sample_lines(best["run"]) if best else None
         if lines:
             samples.append(Pre(lines, f"**{lm}**{f' ({corpus})' if multi else ''}: `{best['run']}`"))

@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline import paths
+from pipeline.artifacts import read_segments
 from pipeline.config import GridConfig, Undeclared
 from pipeline.errors import UserError
+from pipeline.evaluation import Segments
 from pipeline.io import read_json
 from pipeline.tuning.space import Target
 
@@ -29,11 +31,13 @@ UNITS = {"char": "characters", "word": "words", "hybrid": "words", "subword": "B
 
 
 def expected_runs(grid: GridConfig, orders: Sequence[int]) -> list[str]:
-    """The run ids of dvc.yaml's `ngram` (corpus x [ngram] x order) and `train`
-    (corpus x lm x cell x dropout x clip) matrices: the runs the report shows. Metrics files
-    of members no longer in the grid (DVC never deletes them) are not reported."""
-    ngram = [paths.run_id(c, "ngram", o) for c in grid.corpus for o in orders]
-    train = [paths.run_id(*v) for v in itertools.product(*(getattr(grid, k) for k in TRAIN_AXES))]
+    """The run ids of dvc.yaml's `ngram` (corpus x [ngram] x order) and `ngram_matched`, `train`
+    (corpus x lm x cell x dropout x clip) and `train_seed` (the same x grid.seed) matrices: the
+    runs the report shows, each member's seeds after it. Metrics files of members no longer in
+    the grid (DVC never deletes them) are not reported."""
+    ngram = [paths.run_id(c, "ngram", o, *m) for c in grid.corpus for o in orders for m in [(), ("matched",)]]
+    train = [paths.run_id(*v, *seed) for v in itertools.product(*(getattr(grid, k) for k in TRAIN_AXES))
+             for seed in [(), *((s,) for s in grid.seed)]]
     return ngram + train
 
 
@@ -75,6 +79,12 @@ def collect_tuned(targets: dict) -> list[Tuned]:
         out.append(Tuned(name, collect([target.grid_run])[0] if default.is_file() else None,
                          collect([target.tuned_run])[0], read_json(summary) if summary.is_file() else None))
     return out
+
+
+def segments(run: str) -> Segments | None:
+    """The run's test segments (NLL, characters) for the paired bootstrap; None without them (a
+    run restored from an older cache, or without a test score)."""
+    return read_segments(paths.segments_file(run))
 
 
 def by_score(rows: Iterable[dict]) -> list[dict]:
@@ -147,8 +157,8 @@ def fmt_seconds(v: Any) -> str:
 @dataclass
 class Design:
     """The grid the runs come from: each factor's levels in params.yaml's order (the first is
-    the reference level of the main effects), and each RNN run's level of each axis, as the
-    strings its run id spells them."""
+    the reference level of the main effects), and each grid member's level of each axis, as the
+    strings its run id spells them (a member: the run of its first seed, whose id is its group's)."""
 
     levels: dict[str, list[str]]  # axis (TRAIN_AXES) -> levels
     orders: list[str] = field(default_factory=list)
@@ -177,6 +187,8 @@ def design(rows: list[dict], grid: GridConfig | None, orders: Sequence[int] | No
     for m in rows:
         if is_ngram(m):
             found_orders.append(str(m.get("order", "")))
+            continue
+        if m.get("group", m["run"]) != m["run"]:  # another seed of a member
             continue
         parts = m["run"].split("-")
         if len(parts) == len(TRAIN_AXES):  # <corpus>-<lm>-<cell>-<dropout>-<clip>

@@ -27,7 +27,7 @@ import torch
 from pipeline.config import EvalConfig, TrainConfig
 from pipeline.errors import UserError
 from pipeline.evaluation import Scorer, evaluate
-from pipeline.rnn.model import RNNLM
+from pipeline.rnn.model import RNNLM, n_params, solve_size
 from pipeline.rnn.sampling import sample_ids, spell_unknowns
 from pipeline.rnn.scorer import HybridScorer, RNNScorer, speller_nll
 from pipeline.tokenizers import Tokenizer
@@ -41,7 +41,7 @@ class Part:
     """One network the trainer fits."""
 
     name: str  # MODEL or "speller": names its checkpoint folder and its state_dict entry
-    cfg: TrainConfig
+    cfg: TrainConfig  # its model's sizes concrete (solved from a param_budget where one is given)
     vocab_size: int
     ids: np.ndarray  # the 1-D training stream
     newline_id: int  # the input before the first token of a segment
@@ -58,12 +58,21 @@ class LanguageModel:
         self.nets: dict[str, RNNLM] = {}
 
     def parts(self, train_ids: np.ndarray, valid_text: str) -> list[Part]:
-        """The networks to train, in order; the last is MODEL. train_ids: the tokenize stage's."""
+        """The networks to train, in order; the last is MODEL. train_ids: the tokenize stage's.
+        A budget too small for the model is the params' error, raised here, before any training."""
+        return [self.model_part(train_ids, valid_text)]
+
+    def model_part(self, train_ids: np.ndarray, valid_text: str, spent: int = 0) -> Part:
+        """The MODEL part, sized within what is left of a param_budget once `spent` parameters
+        (the hybrid's speller) are counted."""
         def valid_scores(net: RNNLM) -> dict:
             return evaluate(self.scorer(net), valid_text, self.eval_cfg.segment_lines)
 
-        return [Part(MODEL, self.cfg, self.tok.vocab_size, self.tok.model_ids(train_ids), self.tok.newline_id,
-                     valid_scores)]
+        budget = self.cfg.model.param_budget
+        what = f"{self.tok.kind} model" + (f" once its speller's {spent:,} are counted" if spent else "")
+        cfg = sized(self.cfg, self.tok.vocab_size, None if budget is None else budget - spent, what)
+        return Part(MODEL, cfg, self.tok.vocab_size, self.tok.model_ids(train_ids), self.tok.newline_id,
+                    valid_scores)
 
     def build(self, part: Part) -> RNNLM:
         """A freshly initialised net for `part` (seed first: the initial weights follow the RNG)."""
@@ -133,14 +142,21 @@ class HybridLM(LanguageModel):
             nll = speller_nll(net, valid, tok.eow_id, self.eval_cfg, self.device)
             return {"nll_nats": float(nll.sum()), "n_tokens": int(sum(map(len, valid)))}
 
+        cfg = sized(cfg, len(tok.alphabet), what="hybrid's speller")
         speller = Part("speller", cfg, len(tok.alphabet), stream, tok.eow_id, valid_scores)
-        return [speller, *super().parts(train_ids, valid_text)]
+        # a budget covers the whole LM: the word model gets what the speller leaves
+        return [speller, self.model_part(train_ids, valid_text, n_params(len(tok.alphabet), cfg.model))]
 
     def scorer(self, net: RNNLM | None = None) -> Scorer:
         return HybridScorer(net or self.nets[MODEL], self.nets["speller"], self.tok, self.eval_cfg, self.device)
 
     def expand(self, ids: list[int], temperature: float, gen: torch.Generator) -> list[int]:
         return spell_unknowns(ids, self.tok, self.nets["speller"], temperature, self.cfg.speller.sample_tokens, gen)
+
+
+def sized(cfg: TrainConfig, vocab_size: int, budget: int | None = None, what: str = "model") -> TrainConfig:
+    """`cfg` with its model's sizes solved for this vocabulary (see `model.solve_size`)."""
+    return cfg.model_copy(update={"model": solve_size(vocab_size, cfg.model, budget, what)})
 
 
 LM_CLASSES: dict[str, type[LanguageModel]] = {

@@ -12,6 +12,7 @@ import torch.nn as nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from pipeline.config import ModelConfig
+from pipeline.errors import UserError
 
 
 Hidden = torch.Tensor | tuple[torch.Tensor, torch.Tensor]  # [layers, B, H], (h, c) for LSTM
@@ -24,9 +25,38 @@ def n_params(vocab_size: int, cfg: ModelConfig) -> int:
         return RNNLM(vocab_size, cfg).n_params
 
 
+def solve_size(vocab_size: int, cfg: ModelConfig, budget: int | None = None, what: str = "model") -> ModelConfig:
+    """`cfg` with concrete sizes, ready for RNNLM: hidden as given (embed_dim null: equal to it),
+    or, with a `param_budget`, the largest hidden H with embed_dim = H whose n_params stays
+    within it. `budget` overrides the config's (the hybrid's word model gets what its speller
+    leaves). n_params grows with H, so bisection finds H; the model falls short of the budget by
+    less than one step of H. A budget that not even H = 1 fits is the params' error."""
+    if cfg.param_budget is None:
+        return cfg if cfg.embed_dim is not None else cfg.model_copy(update={"embed_dim": cfg.hidden})
+    budget = cfg.param_budget if budget is None else budget
+
+    def sized(h: int) -> ModelConfig:
+        return cfg.model_copy(update={"hidden": h, "embed_dim": h, "param_budget": None})
+
+    smallest = n_params(vocab_size, sized(1))
+    if smallest > budget:
+        raise UserError(f"params.yaml: train.model.param_budget: {cfg.param_budget:,} parameters are too few for the {what}: "
+                        f"its smallest ({cfg.layers} x {cfg.cell}, hidden 1, vocabulary {vocab_size:,}) has "
+                        f"{smallest:,}")
+    lo, hi = 1, 2  # n_params(lo) <= budget < n_params(hi)
+    while n_params(vocab_size, sized(hi)) <= budget:
+        lo, hi = hi, 2 * hi
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if n_params(vocab_size, sized(mid)) <= budget else (lo, mid)
+    return sized(lo)
+
+
 class RNNLM(nn.Module):
     def __init__(self, vocab_size: int, cfg: ModelConfig):
         super().__init__()
+        if cfg.hidden is None or cfg.embed_dim is None:
+            raise ValueError("a model config with a param_budget or no embed_dim: solve_size() it first")
         self.vocab_size, self.cell = vocab_size, cfg.cell
         self.embed = nn.Embedding(vocab_size, cfg.embed_dim)
         self.drop = nn.Dropout(cfg.dropout)

@@ -17,27 +17,30 @@ import json
 import time
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
-
 
 from pipeline import paths
 from pipeline.artifacts import RunResult
 from pipeline.config import Params
-from pipeline.corpora.text import read_splits
-from pipeline.evaluation import evaluate
+from pipeline.corpora.text import read_split, read_splits
+from pipeline.evaluation import evaluate_segments
 from pipeline.imports import ROOT, project_files
 from pipeline.io import exclusive, sha256_file, write_json, write_text
 from pipeline.rnn import distributed
 from pipeline.rnn.checkpoint import prune_runs, save_torch
 from pipeline.rnn.lm import build_lm
+from pipeline.rnn.model import n_params
 from pipeline.rnn.trainer import pick_device, seed_everything, train
 from pipeline.tracking import Tracker
-from pipeline.tokenizers import load_split_ids, load_tokenizer
+from pipeline.text import first_lines
+from pipeline.tokenizers import Tokenizer, load_split_ids, load_tokenizer
 
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One member of the ablation grid; `run` names its folder, metrics and curve files."""
+    """One member of the ablation grid with one seed; `run` names its folder, metrics and curve
+    files, `group` the grid cell whose seeds it shares (None: a run outside the grid)."""
 
     run: str
     corpus: str
@@ -45,6 +48,13 @@ class RunSpec:
     cell: str
     dropout: float
     clip: float
+    seed: int
+    group: str | None = None
+
+    @property
+    def stage(self) -> str:
+        """The DVC stage that runs it: a member's other seeds are train_seed@'s."""
+        return f"{'train_seed' if self.group not in (None, self.run) else 'train'}@{self.run}"
 
     @property
     def factors(self) -> dict:
@@ -61,6 +71,16 @@ def code_hash() -> str:
         h.update(path.relative_to(ROOT).as_posix().encode())
         h.update(path.read_bytes())
     return h.hexdigest()
+
+
+def train_data(corpus: str, tok: Tokenizer, max_chars: int | None) -> tuple[np.ndarray, int | None]:
+    """(ids, characters): the tokenize stage's train ids (characters None: the whole split), or,
+    with a data budget, the ids of the whole lines of the train text within its first
+    `max_chars` characters, and how many characters those are: the same text for every LM type."""
+    if max_chars is None:
+        return load_split_ids(corpus, tok, "train"), None
+    text = first_lines(read_split(corpus, "train"), max_chars)
+    return tok.encode(text), len(text)
 
 
 # Keys of the training config that change nothing about the trained weights. `distributed`: the
@@ -84,8 +104,7 @@ def params_hash(params: Params, spec: RunSpec) -> str:
     relevant = {
         "data": [sha256_file(p) if p.exists() else None for p in data],
         "code": code_hash(),
-        "spec": asdict(spec),
-        "seed": params.seed,
+        "spec": asdict(spec),  # the seed included
         "train": train_cfg,
         "eval": params.eval.model_dump(),  # valid scores pick the best epoch
     }
@@ -113,16 +132,16 @@ def train_run(params: Params, spec: RunSpec, callbacks=(), progress: bool = True
     group = distributed.group()
     device = group.device(pick_device(cfg.device))
     rd = paths.RunDir(spec.run)
-    config = {**asdict(spec), "seed": params.seed, "train": cfg.model_dump(), "eval": params.eval.model_dump()}
+    config = {**asdict(spec), "train": cfg.model_dump(), "eval": params.eval.model_dump()}
     tracker = None  # rank 0's alone
     # one trainer per run (its group's rank 0 holds the lock)
     with exclusive(rd.checkpoint_root / LOCK, f"run {spec.run}") if group.writer else contextlib.nullcontext():
         if group.writer:
             others = [d for d in rd.checkpoint_root.glob("*") if d.is_dir() and d.name != h]
-            tracker = Tracker(params.tracking, corpus=spec.corpus, run=spec.run, stage=f"train@{spec.run}",
+            tracker = Tracker(params.tracking, corpus=spec.corpus, run=spec.run, stage=spec.stage,
                               params_hash=h, params=config,
                               tags={"device": str(device), "torch": torch.__version__, "world_size": str(group.world),
-                                    **(tags or {})},
+                                    **({"group": spec.group} if spec.group else {}), **(tags or {})},
                               state_dir=rd.checkpoint_root / h,
                               stale_dirs=others)  # its agent imports mlflow while the data loads
         watchers = [*callbacks, tracker] if tracker else list(callbacks)
@@ -132,12 +151,13 @@ def train_run(params: Params, spec: RunSpec, callbacks=(), progress: bool = True
             tok = load_tokenizer(paths.tokenizer_file(spec.corpus, spec.lm))
             texts = read_splits(spec.corpus, ("valid", "test"))
             lm = build_lm(tok, cfg, params.eval, device)
-            parts = lm.parts(load_split_ids(spec.corpus, tok, "train"), texts["valid"])
+            ids, train_chars = train_data(spec.corpus, tok, cfg.max_train_chars)
+            parts = lm.parts(ids, texts["valid"])  # the models sized here (a budget too small stops the run)
             if tracker:
                 tracker.started()  # an unreachable store stops the run here, before any training
             for part in parts:  # the last part is the model the run is about
-                seed_everything(params.seed)  # the initial weights follow the seed
-                result = train(lm.build(part), part.ids, part.cfg, seed=params.seed, newline_id=part.newline_id,
+                seed_everything(spec.seed)  # the initial weights follow the seed
+                result = train(lm.build(part), part.ids, part.cfg, seed=spec.seed, newline_id=part.newline_id,
                                ckpt_dir=rd.checkpoints(h, part.name), params_hash=h, evaluate=part.evaluate,
                                callbacks=watchers if part is parts[-1] else (),
                                report_every=report_every if part is parts[-1] else None,
@@ -150,9 +170,12 @@ def train_run(params: Params, spec: RunSpec, callbacks=(), progress: bool = True
     cost = {"wall_s": result.wall_s, "tokens_per_s": result.tokens_per_s}
     metrics = {
         **asdict(spec),
-        "seed": params.seed,
         "params_hash": h,
-        "n_params": lm.n_params,
+        "n_params": lm.n_params,  # all parts: the hybrid's speller counted
+        "param_budget": cfg.model.param_budget,
+        "sizes": {p.name: {"hidden": p.cfg.model.hidden, "embed_dim": p.cfg.model.embed_dim,
+                           "n_params": n_params(p.vocab_size, p.cfg.model)} for p in parts},
+        "train_chars": train_chars,  # None: the whole train split
         "epochs": result.epochs,
         "train_tokens": result.train_tokens,
         "diverged": result.diverged,
@@ -172,11 +195,11 @@ def train_run(params: Params, spec: RunSpec, callbacks=(), progress: bool = True
     metrics["valid"] = {k.removeprefix("valid_"): v for k, v in best.items()
                         if k.startswith("valid_") and k != "valid_loss"}
     t0 = time.perf_counter()
-    metrics["test"] = evaluate(lm.scorer(), texts["test"], params.eval.segment_lines)
+    metrics["test"], segments = evaluate_segments(lm.scorer(), texts["test"], params.eval.segment_lines)
     cost["test_s"] = time.perf_counter() - t0
     state = lm.state_dict()
     return RunResult(metrics, cost, result.records, files={
         paths.WEIGHTS: lambda path: save_torch(state, path),
-        paths.SAMPLES: lambda path: write_text(path, lm.samples(params.seed)),  # by the writer alone
+        paths.SAMPLES: lambda path: write_text(path, lm.samples(spec.seed)),  # by the writer alone
         paths.CONFIG: lambda path: write_json(path, config),
-    }, tracker=tracker, logged=logged)
+    }, segments=segments, tracker=tracker, logged=logged)

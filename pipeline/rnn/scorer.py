@@ -92,11 +92,11 @@ class RNNScorer:
         oov, marked = (sum(c) for c in zip(*map(self.tok.unknowns, segments, ids))) if ids else (0, 0)
         return Score(nll, n_tokens, oov, marked)
 
-    def nll(self, ids: list[np.ndarray]) -> tuple[float, int]:
-        """Summed NLL and the number of tokens the model predicts, of the encoded segments."""
+    def nll(self, ids: list[np.ndarray]) -> tuple[np.ndarray, int]:
+        """Each encoded segment's summed NLL ([S] float64), and the number of tokens the model predicts."""
         seqs = [self.tok.model_ids(a) for a in ids]
         nll = sequence_nll(self.model, seqs, self.tok.newline_id, self.cfg.batch_size, self.cfg.bptt, self.device)
-        return float(nll.sum()), sum(map(len, seqs))
+        return nll, sum(map(len, seqs))
 
 
 class HybridScorer(RNNScorer):
@@ -107,8 +107,10 @@ class HybridScorer(RNNScorer):
         super().__init__(model, tok, cfg, device, open_vocab=True)
         self.speller = speller
 
-    def nll(self, ids: list[np.ndarray]) -> tuple[float, int]:
+    def nll(self, ids: list[np.ndarray]) -> tuple[np.ndarray, int]:
         words, n_tokens = super().nll(ids)
-        spellings = [np.asarray(s) for a in ids for s in self.tok.spellings(a)]
+        per_segment = [self.tok.spellings(a) for a in ids]
+        spellings = [np.asarray(s) for spelled in per_segment for s in spelled]
         spelled = speller_nll(self.speller, spellings, self.tok.eow_id, self.cfg, self.device)
-        return words + float(spelled.sum()), n_tokens
+        segment = np.repeat(np.arange(len(ids)), [len(p) for p in per_segment])  # each spelling's segment
+        return words + np.bincount(segment, weights=spelled, minlength=len(ids)), n_tokens

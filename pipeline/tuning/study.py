@@ -124,7 +124,7 @@ class Setup:
 
     def spec(self, run: str) -> RunSpec:
         t = self.target
-        return RunSpec(run, t.corpus, t.lm, t.cell, t.dropout, t.clip)
+        return RunSpec(run, t.corpus, t.lm, t.cell, t.dropout, t.clip, seed=self.raw["seed"])
 
 
 def code_hash() -> str:
@@ -141,7 +141,7 @@ def study_name(tune: TuneConfig, raw: dict, target: sp.Target) -> str:
     key = {
         "target": asdict(target),
         "run": params_hash(base, RunSpec(target.name, target.corpus, target.lm, target.cell, target.dropout,
-                                         target.clip)),
+                                         target.clip, seed=base.seed)),
         "code": code_hash(),
         "study": {k: _plain(getattr(tune, k), full=True) for k in HASHED},
     }
