@@ -59,7 +59,7 @@ def sequence_seconds(scratch: Path, run: str, tracking: bool, n: int) -> tuple[f
         shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
     corpus, lm, cell, dropout, clip = run.split("-")
     argv = [sys.executable, "-m", "stages.train", corpus, run, "--lm", lm, "--cell", cell, "--dropout", dropout,
-            "--clip", clip]
+            "--clip", clip, "--seed", str(params["seed"])]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("MLFLOW_TRACKING_URI", None)
     sock = agent_socket(env)
