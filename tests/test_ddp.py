@@ -202,7 +202,7 @@ def test_nproc_is_a_params_switch_that_the_checkpoint_hash_ignores(tmp_path):
     raw = repo_params()
     raw["train"]["distributed"] = {"nproc": 2, "max_restarts": 1}
     params = Params.model_validate(raw)
-    spec = RunSpec("r", "shakespeare", "word", "lstm", 0.0, 5)
+    spec = RunSpec("r", "shakespeare", "word", "lstm", 0.0, 5, seed=raw["seed"])
     assert params.train_for("word").distributed == DistributedConfig(nproc=2, max_restarts=1)
     assert params_hash(params, spec) == params_hash(Params.model_validate(repo_params()), spec)
     raw["train"]["distributed"]["nproc"] = 3
@@ -275,7 +275,7 @@ def rank_pid(root_pid: int, local_rank: int) -> int | None:
 def test_train_stage_on_two_ranks_recovers_a_killed_rank_and_matches_one_process(project):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     argv = [sys.executable, "-m", "stages.train", "toy", RUN, "--lm", "word", "--cell", "lstm", "--dropout", "0.0",
-            "--clip", "5"]
+            "--clip", "5", "--seed", str(repo_params()["seed"])]
     log = project / "stage.log"
     with open(log, "w") as f:
         proc = subprocess.Popen(argv, env=env, stdout=f, stderr=subprocess.STDOUT)
@@ -305,15 +305,16 @@ def test_train_stage_on_two_ranks_recovers_a_killed_rank_and_matches_one_process
     raw["train"].update(distributed={"nproc": 1}, checkpoint_minutes=10.0)
     raw["tracking"]["enabled"] = False
     Path("params.yaml").write_text(yaml.safe_dump(raw))
-    one = train_run(load_params(), RunSpec("one", "toy", "word", "lstm", 0.0, 5), progress=False).result
+    one = train_run(load_params(), RunSpec("one", "toy", "word", "lstm", 0.0, 5, seed=raw["seed"]),
+                    progress=False).result
     two = read_json(f"results/{RUN}.json")
     assert two["epochs"] == one["epochs"] == 2 and two["best_epoch"] == one["best_epoch"]
     for split in ("valid", "test"):
         for k, v in one[split].items():
             assert two[split][k] == (pytest.approx(v, rel=RTOL) if isinstance(v, float) else v), (split, k)
-    assert params_hash(params, RunSpec(RUN, "toy", "word", "lstm", 0.0, 5)) == two["params_hash"]
-    for folder in ("results", "metrics"):  # "one" was not written
-        assert sorted(p.name for p in Path(folder).iterdir()) == [f"{RUN}.json"]
+    assert params_hash(params, RunSpec(RUN, "toy", "word", "lstm", 0.0, 5, seed=raw["seed"], group="toy-word-lstm-0.0-5")) == two["params_hash"]
+    assert sorted(p.name for p in Path("metrics").iterdir()) == [f"{RUN}.json"]  # "one" was not written
+    assert sorted(p.name for p in Path("results").iterdir()) == [f"{RUN}.json", f"{RUN}.segments.npy"]
     assert Path(f"curves/{RUN}.csv").is_file() and Path(f"models/{RUN}/model.pt").is_file()
 
     # one MLflow run, finished, though two groups trained it (read from the store's own tables)
