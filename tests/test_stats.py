@@ -104,6 +104,6 @@ def test_comparison_of_two_levels_over_pairs_and_seeds():
 def test_one_seed_reads_as_a_single_run():
     c = compare([([run("a", "a", None, 2.0)], [run("b", "b", 1337, 2.5)])], {}.get)  # an n-gram, an RNN
     assert (c.delta, c.a.mean, c.b.n, c.resolved) == (0.5, 2.0, 1, None)
-    assert by_group([run("x-2", "x", 2, 1.0), run("x", "x", 1, 1.0), {"run": "y"}]) == {
-        "x": [run("x", "x", 1, 1.0), run("x-2", "x", 2, 1.0)], "y": [{"run": "y"}]}
+    assert by_group([run("x-2", "x", 2, 1.0), run("x", "x", 1337, 1.0), run("x-1", "x", 1, 1.0), {"run": "y"}]) == {
+        "x": [run("x", "x", 1337, 1.0), run("x-1", "x", 1, 1.0), run("x-2", "x", 2, 1.0)], "y": [{"run": "y"}]}
     assert cell_summary([run("x", "x", 1, 1.0), run("x-2", "x", 2, 3.0, diverged=True)]).n == 1

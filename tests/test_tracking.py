@@ -17,7 +17,7 @@ from tests.helpers import dvc_project, ran, repo_params, set_param, write_scenes
 pytestmark = pytest.mark.slow
 WORDS = "the king and queen of rome speak to a fool who sings while lords come and go".split()
 TRAIN = "toy-word-lstm-0.0-5"
-RUNS = {TRAIN, "toy-ngram-2"}
+RUNS = {TRAIN, "toy-ngram-2", "toy-ngram-2-matched"}  # the n-gram on the whole split and on the RNN budget
 
 
 def tiny_params(corpus: Path, **train) -> dict:

@@ -26,12 +26,12 @@ def group_of(m: dict) -> str:
 
 
 def by_group(rows: Iterable[dict]) -> dict[str, list[dict]]:
-    """Runs of each cell, by seed."""
+    """Runs of each cell: the one whose id is the cell's first (it names the cell), then by seed."""
     out: dict[str, list[dict]] = {}
     for m in rows:
         out.setdefault(group_of(m), []).append(m)
-    for runs in out.values():
-        runs.sort(key=lambda m: (m.get("seed") is None, m.get("seed") or 0))
+    for group, runs in out.items():  # the member's own run (the top-level seed) first, then by seed
+        runs.sort(key=lambda m: (m["run"] != group, m.get("seed") is None, m.get("seed") or 0))
     return out
 
 
