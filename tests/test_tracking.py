@@ -151,6 +151,8 @@ def test_a_run_dvc_restored_elsewhere_is_logged_once_by_the_report_stage(tmp_pat
     runs = runs_by_name(f"sqlite:///{d / 'mlflow.db'}")
     assert set(runs) == RUNS and all(len(v) == 1 for v in runs.values())
     assert runs[TRAIN][0].data.tags["synced_from"] == "dvc outputs"
+    assert {r[0].data.tags["dvc_stage"] for r in runs.values()} == {
+        f"train@{TRAIN}", "ngram@toy-ngram-2", "ngram_matched@toy-ngram-2"}  # as the stages that made them
     assert run("dvc", "repro", "-s", "-f", "report").returncode == 0  # idempotent
     assert all(len(v) == 1 for v in runs_by_name(f"sqlite:///{d / 'mlflow.db'}").values())
 

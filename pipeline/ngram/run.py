@@ -77,6 +77,7 @@ def ngram_run(params: Params, corpus: str, order: int, matched: bool = False) ->
     test, segments = evaluate_segments(scorer, texts["test"], params.eval.segment_lines)
     metrics = {
         "run": rd.run,
+        "stage": stage,
         "params_hash": h,
         "lm": "ngram",
         "corpus": corpus,

@@ -170,6 +170,7 @@ def train_run(params: Params, spec: RunSpec, callbacks=(), progress: bool = True
     cost = {"wall_s": result.wall_s, "tokens_per_s": result.tokens_per_s}
     metrics = {
         **asdict(spec),
+        "stage": spec.stage,
         "params_hash": h,
         "n_params": lm.n_params,  # all parts: the hybrid's speller counted
         "param_budget": cfg.model.param_budget,

@@ -47,10 +47,11 @@ def _number(text: str | None) -> float | None:
 
 def _log(client, exp: str, m: dict) -> str:
     rd = paths.RunDir(m["run"])
-    stage = "ngram" if m["lm"] == "ngram" else "train"
+    # the DVC stage that made the run (results of older versions do not say: the grid's stages)
+    stage = m.get("stage") or f"{'ngram' if m['lm'] == 'ngram' else 'train'}@{m['run']}"
     config = rd.file(paths.CONFIG)
     params = json.loads(config.read_text()) if config.is_file() else {k: m[k] for k in ("corpus", "lm") if k in m}
-    tags = {**git_tags(project_root()), "dvc_stage": f"{stage}@{m['run']}", store.PARAMS_HASH: m["params_hash"],
+    tags = {**git_tags(project_root()), "dvc_stage": stage, store.PARAMS_HASH: m["params_hash"],
             "status": outcome(m), "synced_from": "dvc outputs"}
     run = client.create_run(exp, run_name=m["run"], tags=tags)
     run_id = run.info.run_id
