@@ -289,7 +289,7 @@ def test_fresh_clone_pulls_everything_and_runs_only_the_cheap_stages(origin, pr)
     r = ok(ci(pr, "repro"))
     assert ran(r.stdout) <= CHEAP, r.stdout  # their outs are cache: false, re-made in a second
     assert "remote lacks" not in r.stdout
-    assert "unchanged, outputs from the remote (10): download@toy" in r.stdout
+    assert "unchanged, outputs from the remote (11): download@toy" in r.stdout
     for run in RUNS:
         assert (pr / "metrics" / f"{run}.json").read_bytes() == origin.metrics[run]
         assert (pr / "models" / run).is_dir()

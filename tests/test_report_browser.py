@@ -87,7 +87,10 @@ def test_the_report_page_renders_in_chromium(report, tmp_path):
     for section in ("best", "grid", "effects", "ngram", "curves", "cost", "samples"):
         assert section in ids, section
     images = [a for t, a in parser.elements if t == "img"]
-    assert len(images) == 3 and all(a["src"].startswith("data:image/png;base64,") for a in images)
+    assert sorted(a["alt"] for a in images) == ["learning curves", "main effects",
+                                                "test bits/char against parameters and wall time",
+                                                "test bits/char of every run"]
+    assert all(a["src"].startswith("data:image/png;base64,") for a in images)
     assert dom.count("diverged (epoch 1)") == 4 + 4  # in the pivots and in the cost table
     assert "KING. &lt;Enter&gt; the &amp; fool of shakespeare-word-gru-0.0-0" in dom
     assert not re.search(r"<[^>]+(src|href)=\"(https?:)?//", dom), "the page fetches something"
