@@ -108,3 +108,29 @@ def write_scenes(path: Path, words: list[str], n_scenes: int, n_lines: int) -> N
                         for i in range(n_lines))
               for b in range(n_scenes)]
     path.write_text("\n\n".join(scenes) + "\n", encoding="utf-8")
+
+
+def toy_corpus_params(root: Path, words: list[str], n_scenes: int, n_lines: int = 10) -> dict:
+    """The repository's params over a toy local corpus of scenes written to root/toy.txt (its
+    one corpus `toy`, 10% valid and test, a 12-word vocabulary): for a test to adjust, then
+    `prepared_project`."""
+    write_scenes(root / "toy.txt", words, n_scenes=n_scenes, n_lines=n_lines)
+    params = repo_params()
+    params["corpora"] = {"toy": {"source": "local", "path": str(root / "toy.txt")}}
+    params["grid"]["corpus"] = ["toy"]
+    params["prepare"]["split"].update(valid=0.1, test=0.1)
+    params["tokenizers"]["word"]["max_size"] = 12
+    return params
+
+
+def prepared_project(root: Path, params: dict, tokenizers: tuple[str, ...]) -> Path:
+    """root with `params` as params.yaml, the toy corpus downloaded, prepared and tokenized by
+    the real stages (run here, in-process: the caller has chdir'd into root)."""
+    from stages import download, prepare, tokenize
+
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    download.main(["toy"])
+    prepare.main(["toy"])
+    for kind in tokenizers:
+        tokenize.main(["toy", kind])
+    return root

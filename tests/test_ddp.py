@@ -36,7 +36,7 @@ from pipeline.rnn.model import RNNLM
 from pipeline.rnn.run import RunSpec, params_hash, train_run
 from pipeline.rnn.scorer import sequence_nll
 from pipeline.rnn.trainer import Callback, seed_everything, train
-from tests.helpers import ROOT, repo_params, write_scenes
+from tests.helpers import ROOT, prepared_project, repo_params, toy_corpus_params
 
 V, BOS = 17, 0
 CPU = torch.device("cpu")
@@ -230,24 +230,13 @@ RUN = "ddp-word"  # a name no other test of the session gives its MLflow run
 
 @pytest.fixture
 def project(tmp_path, monkeypatch):
-    from stages import download, prepare, tokenize
-
-    write_scenes(tmp_path / "toy.txt", WORDS, n_scenes=20, n_lines=10)
-    params = repo_params()
-    params["corpora"] = {"toy": {"source": "local", "path": str(tmp_path / "toy.txt")}}
-    params["grid"]["corpus"] = ["toy"]
-    params["prepare"]["split"].update(valid=0.1, test=0.1)
-    params["tokenizers"]["word"]["max_size"] = 12
+    params = toy_corpus_params(tmp_path, WORDS, n_scenes=20)
     params["train"].update(epochs=2, max_train_tokens=None, samples=1, sample_tokens=12, threads=1,
                            checkpoint_minutes=2e-4, distributed={"nproc": 2, "max_restarts": 1})
     params["train"]["model"].update(embed_dim=16, hidden=16)
     params["train"]["batching"].update(batch_size=8, bptt=10)
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(tmp_path)
-    download.main(["toy"])
-    prepare.main(["toy"])
-    tokenize.main(["toy", "word"])
-    return tmp_path
+    return prepared_project(tmp_path, params, ("word",))
 
 
 def rank_pid(root_pid: int, local_rank: int) -> int | None:

@@ -20,21 +20,16 @@ from pipeline.io import read_json
 from pipeline.reporting import render
 from pipeline.rnn.run import KEEP_HASHES, RunSpec, params_hash, train_run
 from pipeline.text import first_lines
-from stages import download, prepare, tokenize
+from stages import tokenize
 from stages import train as train_stage
-from tests.helpers import ROOT, repo_params, set_param, write_scenes
+from tests.helpers import ROOT, prepared_project, set_param, toy_corpus_params
 
 WORDS = "thou art the king and i the fool who sings of rome while lords and ladies dance".split()
 
 
 @pytest.fixture
 def project(tmp_path, monkeypatch):
-    write_scenes(tmp_path / "toy.txt", WORDS, n_scenes=40, n_lines=10)
-    params = repo_params()
-    params["corpora"] = {"toy": {"source": "local", "path": str(tmp_path / "toy.txt")}}
-    params["grid"]["corpus"] = ["toy"]
-    params["prepare"]["split"].update(valid=0.1, test=0.1)
-    params["tokenizers"]["word"]["max_size"] = 12
+    params = toy_corpus_params(tmp_path, WORDS, n_scenes=40)
     params["tokenizers"]["hybrid"].update(max_size=12, min_count=1)
     params["tokenizers"]["subword"]["vocab_size"] = 300
     params["train"].update(epochs=2, max_train_tokens=1500, samples=1, sample_tokens=12)
@@ -42,13 +37,8 @@ def project(tmp_path, monkeypatch):
     speller = params["train_overrides"]["hybrid"]["speller"]
     speller["model"].update(hidden=16, embed_dim=8)
     speller.update(epochs=1, max_train_tokens=2000)
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(tmp_path)
-    download.main(["toy"])
-    prepare.main(["toy"])
-    for kind in ("word", "hybrid"):
-        tokenize.main(["toy", kind])
-    return tmp_path
+    return prepared_project(tmp_path, params, ("word", "hybrid"))
 
 
 def test_hybrid_run_is_open_vocabulary_and_spells_its_samples(project):
