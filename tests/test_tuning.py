@@ -335,15 +335,16 @@ def test_local_workers_on_sqlite_survive_a_worker_killed_mid_trial(project, tmp_
     killed trial's checkpoints) and the study ends with exactly n_trials finished."""
     project(n_trials=6, trial={"max_train_tokens": 1200, "checkpoint_minutes": 0.002}, pruner={"kind": "none"})
     storage = f"sqlite:///{tmp_path / 'studies.optuna.db'}"
-    dashboard = Dashboard(storage, tmp_path)
     proc = tune_cli(tmp_path, "--workers", "3")
-    victim = None
+    victim, dashboard = None, None
     deadline = time.monotonic() + 120
     while victim is None:  # a trial mid-way: running, with intermediate values
         assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read() if proc.poll() else ""
         time.sleep(0.05)
         names = optuna.get_all_study_names(storage) if (tmp_path / "studies.optuna.db").exists() else []
         if names:
+            # optuna-dashboard does not create tables: a user opens it on a study that exists
+            dashboard = dashboard or Dashboard(storage, tmp_path)
             for t in optuna.load_study(study_name=names[0], storage=storage).get_trials():
                 if t.state == TrialState.RUNNING and t.intermediate_values and "worker" in t.user_attrs:
                     victim = t
