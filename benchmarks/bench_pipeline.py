@@ -186,6 +186,14 @@ def default_repro(project: Path, rounds: int) -> None:
     print(f"| train stages: mean wall in the repro / mean own `wall_s` | "
           f"{statistics.mean(w for _, w in train):.2f} / {statistics.mean(own[n] for n, _ in train):.2f} |")
     print(f"| no-op `dvc repro` (median of {rounds}) | {seconds(['dvc', 'repro'], env, project, rounds):.2f} |")
+    print("\n| stage kind | stages | wall in the repro (s) | runs' own work (s) | outside it per stage (s) |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    kinds: dict[str, list[tuple[float, float]]] = {}
+    for name, wall in stages:
+        kinds.setdefault(name.split("@", 1)[0], []).append((wall, own[name] or 0.0))
+    for kind, rows in kinds.items():
+        w, o = sum(r[0] for r in rows), sum(r[1] for r in rows)
+        print(f"| {kind} | {len(rows)} | {w:.1f} | {o:.1f} | {(w - o) / len(rows):.2f} |")
 
 
 def main() -> None:
