@@ -45,7 +45,7 @@ RUNNING = "Running stage '"
 def tiny_params(corpus: Path, tracking: bool) -> dict:
     params = repo_params()
     params["corpora"] = {"toy": {"source": "local", "path": str(corpus)}}
-    params["grid"] = {"corpus": ["toy"], "lm": ["word"], "cell": ["lstm"], "dropout": [0.0, 0.5], "clip": [5]}
+    params["grid"].update(corpus=["toy"], lm=["word"], cell=["lstm"], dropout=[0.0, 0.5], clip=[5])
     params["ngram"]["orders"] = [2]
     params["tokenizers"]["subword"]["vocab_size"] = 300
     params["train"].update(epochs=1, max_train_tokens=2000, samples=1, sample_tokens=10)
@@ -65,12 +65,14 @@ def timed_repro(env: dict, cwd: Path, *args: str) -> tuple[float, list[tuple[str
     proc = subprocess.Popen(["dvc", "repro", *args], cwd=cwd, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, bufsize=1)
     marks = [("(DVC start, graph)", 0.0)]
+    lines = []
     assert proc.stdout is not None
     for line in proc.stdout:
+        lines.append(line)
         if line.startswith(RUNNING):
             marks.append((line[len(RUNNING):line.index("'", len(RUNNING))], time.perf_counter() - t0))
     if proc.wait() != 0:
-        sys.exit("dvc repro failed")
+        sys.exit("dvc repro failed:\n" + "".join(lines[-30:]))
     total = time.perf_counter() - t0
     ends = [t for _, t in marks[1:]] + [total]
     return total, [(name, end - start) for (name, start), end in zip(marks, ends)]

@@ -1,14 +1,16 @@
 """The project files a module needs: its transitive imports of `pipeline` and `stages` modules,
 found by reading the source (no import runs), package `__init__.py` files included.
 
-What a stage's code deps in dvc.yaml must list, and what a checkpoint's code hash covers
-(`rnn/run.py`), derive from this, so neither is a hand-kept list that drifts.
+A stage's code dep (stage `code` writes each stage module's `fingerprint`), and what a
+checkpoint's or a study's code hash covers, derive from this, so none is a hand-kept list that drifts.
 """
 
 from __future__ import annotations
 
 import ast
+import hashlib
 from pathlib import Path
+from typing import Iterable
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("pipeline", "stages")
@@ -48,3 +50,10 @@ def project_files(module: str) -> set[Path]:
                 seen.add(path)
                 todo.extend(_imported(path))
     return seen
+
+
+def fingerprint(files: Iterable[Path]) -> str:
+    """One `<md5>  <path>` line per file (md5sum's format, paths from the project root), sorted
+    by path: what data/code/<stage>.txt holds, and what a code hash hashes."""
+    paths = sorted((p.relative_to(ROOT).as_posix(), p) for p in files)
+    return "".join(f"{hashlib.md5(p.read_bytes()).hexdigest()}  {rel}\n" for rel, p in paths)

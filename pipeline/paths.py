@@ -34,6 +34,7 @@ REPORT_MD = REPORTS / "README.md"
 REPORT_HTML = REPORTS / "index.html"  # self-contained but for the figures beside it
 
 PARAMS_CHECKED = DATA / "params.checked"  # stage check_params's stamp: params.yaml passed the schema
+CODE = DATA / "code"  # stage code's fingerprints: CODE / "<stage module>.txt", each stage's code dep
 STATS_JSON = "stats.json"  # the summary beside prepared text and token ids
 SOURCE_JSON = "source.json"  # provenance beside the raw corpus
 CORPUS = "corpus.txt"  # a raw corpus without splits of its own

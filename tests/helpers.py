@@ -72,8 +72,9 @@ def lm_of(tok, model, speller=None, batch_size: int = 32, bptt: int = 256):
 
 
 def dvc_project(root: Path, params: dict, **env: str) -> Callable[..., subprocess.CompletedProcess]:
-    """root as a committed git + DVC repo of this checkout's pipeline/, stages/ and dvc.yaml with
-    `params`; returns run(*cmd), which runs a command there with this venv's dvc and `env`."""
+    """root as a committed git + DVC repo of this checkout's pipeline/, stages/, dvc.yaml and
+    .dvcignore with `params`; returns run(*cmd), which runs a command there with this venv's dvc
+    and `env`."""
     for name in ("pipeline", "stages"):
         shutil.copytree(ROOT / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "dvc.yaml", root)
@@ -91,7 +92,11 @@ def dvc_project(root: Path, params: dict, **env: str) -> Callable[..., subproces
     def run(*cmd: str) -> subprocess.CompletedProcess:
         return subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, check=False)
 
-    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "init"]):
+    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"]):
+        r = run(*cmd)
+        assert r.returncode == 0, r.stderr
+    shutil.copy(ROOT / ".dvcignore", root)  # DVC's hash of the code leaves Python's bytecode out
+    for cmd in (["git", "add", "-A"], ["git", "commit", "-qm", "init"]):
         r = run(*cmd)
         assert r.returncode == 0, r.stderr
     return run

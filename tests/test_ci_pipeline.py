@@ -30,7 +30,7 @@ from tests.helpers import ROOT, dvc_project, ran, repo_params, set_param, write_
 SCRIPT = ROOT / "scripts" / "ci-pipeline"
 WORKFLOW = ROOT / ".github" / "workflows" / "pipeline.yml"
 WORDS = "the king and queen of rome speak to a fool who sings while lords come and go".split()
-CHEAP = {"check_params", "sources@toy"}  # uncached outs: re-made in every fresh clone, in a second
+CHEAP = {"code", "check_params", "sources@toy"}  # uncached outs: re-made in every fresh clone, in a second
 MEMBERS = ["train@toy-word-lstm-0.0-5", "train@toy-word-lstm-0.5-5"]
 NEW = "train@toy-word-lstm-0.2-5"  # the member a grid change adds
 NGRAM = "ngram@toy-ngram-2"

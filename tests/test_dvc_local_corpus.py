@@ -41,7 +41,7 @@ def test_editing_a_local_file_reruns_its_download_and_nothing_else(tmp_path):
 
     r = run("dvc", "repro", *targets)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert ran(r.stdout) == {"check_params"} | {f"{stage}@{c}" for stage in CORPUS_STAGES for c in ("toy", "other")}
+    assert ran(r.stdout) == {"code", "check_params"} | {f"{stage}@{c}" for stage in CORPUS_STAGES for c in ("toy", "other")}
     assert changed(run) == set()
 
     valid = home / "toy" / "valid.txt"

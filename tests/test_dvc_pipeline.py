@@ -1,7 +1,7 @@
 """The real DAG with real DVC in a temporary git repo, on a small local corpus.
 
 Checks what a user relies on: the pipeline runs end to end, a second `dvc repro` runs
-nothing, and a param change re-runs only the stages that read it.
+nothing, and a param or code change re-runs only the stages that read it.
 """
 
 import shutil
@@ -42,7 +42,7 @@ def test_full_run_then_nothing_then_only_what_changed(repo):
     r = run("dvc", "repro")
     assert r.returncode == 0, r.stdout + r.stderr
     assert ran(r.stdout) == {
-        "check_params", "sources@toy", "download@toy", "prepare@toy", "tokenize@toy-char", "tokenize@toy-word",
+        "code", "check_params", "sources@toy", "download@toy", "prepare@toy", "tokenize@toy-char", "tokenize@toy-word",
         "tokenize@toy-hybrid", "tokenize@toy-subword", "ngram@toy-ngram-2", "ngram_matched@toy-ngram-2",
         "train@toy-word-lstm-0.0-5", "report",
     }
@@ -70,6 +70,18 @@ def test_full_run_then_nothing_then_only_what_changed(repo):
     assert r.returncode == 0, r.stdout + r.stderr
     assert ran(r.stdout) == {"check_params", "tokenize@toy-word", "ngram@toy-ngram-2", "ngram_matched@toy-ngram-2",
                              "train@toy-word-lstm-0.0-5", "report"}
+
+    # a code change re-runs the stages that import the changed file and no other
+    with open(d / "pipeline" / "reporting" / "figures.py", "a") as f:
+        f.write("# an edit\n")
+    r = run("dvc", "repro")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert ran(r.stdout) == {"code", "report"}, r.stdout
+    with open(d / "pipeline" / "ngram" / "arpa.py", "a") as f:
+        f.write("# an edit\n")
+    r = run("dvc", "repro")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert ran(r.stdout) == {"code", "ngram@toy-ngram-2", "ngram_matched@toy-ngram-2"}, r.stdout  # same results
 
 
 def test_bad_params_fail_the_stage_with_exit_2(repo):

@@ -46,7 +46,7 @@ from optuna.trial import TrialState
 from pipeline import paths
 from pipeline.config import Params, TuneConfig
 from pipeline.errors import Interrupted, UserError
-from pipeline.imports import ROOT, project_files
+from pipeline.imports import ROOT, fingerprint, project_files
 from pipeline.rnn.run import RunSpec, params_hash, train_run
 from pipeline.rnn.trainer import Callback
 from pipeline.tuning import space as sp
@@ -129,11 +129,8 @@ class Setup:
 
 def code_hash() -> str:
     """This package's code that shapes a trial's value (the trainer's is in rnn.run's params hash)."""
-    h = hashlib.sha256()
-    for path in sorted(p for p in project_files(__name__) if "tuning" in p.relative_to(ROOT).parts):
-        h.update(path.relative_to(ROOT).as_posix().encode())
-        h.update(path.read_bytes())
-    return h.hexdigest()
+    own = [p for p in project_files(__name__) if "tuning" in p.relative_to(ROOT).parts]
+    return hashlib.sha256(fingerprint(own).encode()).hexdigest()
 
 
 def study_name(tune: TuneConfig, raw: dict, target: sp.Target) -> str:
