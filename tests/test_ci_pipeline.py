@@ -97,6 +97,24 @@ def test_setup_without_a_remote_url_is_one_clear_error(tmp_path):
     assert r.returncode == 2 and "--shard: expected I/N with 0 <= I < N (got '2/2')" in r.stderr
 
 
+def test_setup_takes_the_documented_s3_remote_and_names_a_missing_plugin(tmp_path):
+    """S3, the README's example, works as installed (dvc-s3 is pinned); a scheme whose DVC plugin
+    is not installed is one error naming the package. `setup` only writes config: no network."""
+    for cmd in (["git", "init", "-q"], [sys.executable, "-m", "dvc", "init", "-q"]):
+        subprocess.run(cmd, cwd=tmp_path, check=True)
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")
+    env = {k: v for k, v in os.environ.items() if k not in CI_VARS}
+    env.update(DVC_REMOTE_URL="s3://bucket/lm-ablations", DVC_REMOTE_ENDPOINT_URL="http://127.0.0.1:9",
+               PATH=f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}")  # this venv's python and dvc
+    r = subprocess.run([str(SCRIPT), "setup"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    config = (tmp_path / ".dvc" / "config.local").read_text()
+    assert "url = s3://bucket/lm-ablations" in config and "endpointurl = http://127.0.0.1:9" in config
+    env.update(DVC_REMOTE_URL="gdrive://folder-id")
+    r = subprocess.run([str(SCRIPT), "setup"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert r.returncode == 2 and "DVC's dvc-gdrive plugin is not installed" in r.stderr, r.stderr
+
+
 def test_shards_take_every_nth_member_in_name_order():
     ci = load_script()
     members = [f"train@c-word-lstm-{d}-5" for d in ("0.5", "0.0", "0.2")]
