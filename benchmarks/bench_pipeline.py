@@ -91,10 +91,10 @@ def seconds(cmd: list[str], env: dict, cwd: Path, rounds: int = 1) -> float:
 def own_seconds(project: Path, stage: str) -> float | None:
     """The run's own time from its cost file: a train run's wall_s (training, valid scoring each
     epoch) and test_s (its final test scoring); an n-gram's estimate_s."""
-    if "@" not in stage or not stage.startswith(("train@", "ngram@")):
+    if not stage.startswith(("train@", "train_seed@", "ngram@")):
         return None
     m = yaml.safe_load((project / "models" / stage.split("@", 1)[1] / "cost.json").read_text())
-    if stage.startswith("train@"):
+    if stage.startswith("train"):
         return m.get("wall_s", 0.0) + m.get("test_s", 0.0)
     return m.get("estimate_s")
 
@@ -178,7 +178,7 @@ def default_repro(project: Path, rounds: int) -> None:
     total = whole - tuning
     own = {name: own_seconds(project, name) for name, _ in stages}
     own_sum = sum(v for v in own.values() if v is not None)
-    train = [(n, w) for n, w in stages if n.startswith("train@")]
+    train = [(n, w) for n, w in stages if n.startswith(("train@", "train_seed@"))]
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
     print("\n| forced `dvc repro` of the default grid | s |")
     print("| --- | ---: |")
