@@ -308,8 +308,11 @@ class Pruning(Callback):
 
     def _report(self, step: int, epoch: float, value: float) -> bool:
         value = value if math.isfinite(value) and value < self.bad else self.bad
-        self.trial.report(value, step)
         self.epoch = epoch
+        try:
+            self.trial.report(value, step)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            return True  # given up as stale meanwhile (run_trial's tell says so): stop, the retry counts
         self.pruned = self.trial.should_prune()
         return self.pruned
 
