@@ -342,6 +342,23 @@ def created_studies(db: Path) -> list[str]:
         return []
 
 
+def trial_running_in_a_frozen_worker(storage: str, name: str):
+    """A trial mid-way (running, with intermediate values) whose worker is now stopped (SIGSTOP),
+    or None. A tiny trial can finish between reading its state and a kill, and the kill would
+    then hit the worker's next trial or none: the state is re-read once the worker is frozen."""
+    def running():
+        return [t for t in optuna.load_study(study_name=name, storage=storage).get_trials(states=(TrialState.RUNNING,))
+                if t.intermediate_values and "worker" in t.user_attrs]
+
+    for t in running():
+        pid = int(t.user_attrs["worker"].split(":")[1])
+        os.kill(pid, signal.SIGSTOP)
+        if t.number in {now.number for now in running()}:
+            return t
+        os.kill(pid, signal.SIGCONT)
+    return None
+
+
 def test_local_workers_on_sqlite_survive_a_worker_killed_mid_trial(project, tmp_path):
     """Three worker processes on one sqlite file (no "database is locked", with optuna-dashboard
     reading the live study all along); one is SIGKILLed in the middle of a trial: after the
@@ -359,10 +376,7 @@ def test_local_workers_on_sqlite_survive_a_worker_killed_mid_trial(project, tmp_
         if names:
             # optuna-dashboard does not create tables: a user opens it on a study that exists
             dashboard = dashboard or Dashboard(storage, tmp_path)
-            for t in optuna.load_study(study_name=names[0], storage=storage).get_trials():
-                if t.state == TrialState.RUNNING and t.intermediate_values and "worker" in t.user_attrs:
-                    victim = t
-                    break
+            victim = trial_running_in_a_frozen_worker(storage, names[0])
     os.kill(int(victim.user_attrs["worker"].split(":")[1]), signal.SIGKILL)
     out, _ = proc.communicate(timeout=300)
     served = dashboard.close()
