@@ -208,6 +208,7 @@ def test_parallel_runs_on_a_fresh_sqlite_store_neither_race_nor_lock(tmp_path, m
     for epoch in range(1, 41):
         for t in trackers:
             t.on_epoch_end({"epoch": epoch, "train_loss": 1.0 / epoch, "valid_bits_per_char": 2.0 / epoch})
+            t.on_sync({"step": 10 * epoch, "train_loss": 1.0 / epoch})  # buffered by the agent, flushed at the end
     for t in trackers:
         t.finish({"run": "x", "test": {"bits_per_char": 1.5}, "diverged": False}, [], None)
     client = MlflowClient(uri)
@@ -215,3 +216,5 @@ def test_parallel_runs_on_a_fresh_sqlite_store_neither_race_nor_lock(tmp_path, m
     assert sorted(r.info.run_name for r in runs) == ["r0", "r1", "r2"]
     assert all(r.info.status == "FINISHED" and r.data.metrics["test_bits_per_char"] == 1.5 for r in runs)
     assert all(len(client.get_metric_history(r.info.run_id, "train_loss")) == 40 for r in runs)
+    live = [client.get_metric_history(r.info.run_id, "train_loss_live") for r in runs]
+    assert all(sorted(m.step for m in h) == list(range(10, 410, 10)) for h in live)

@@ -9,6 +9,7 @@ no stage has been connected for IDLE_S seconds. Each connection is one run, JSON
     {"op": "start", "uri", "artifacts", "timeout_s", "experiment", "run_name", "resume", "stale",
      "params", "tags", "reopen"}        -> replies {"ok", "run_id", "finished"} or {"ok": false, "error"}
     {"op": "metrics", "metrics", "step"}    -> no reply
+    {"op": "live", "metrics", "step"}       -> no reply; written in batches, every FLUSH_S and at the end
     {"op": "log", "run_id", "metrics", "step", "params", "tags"} -> the same, to another run of the
                                              store (a study's run annotating its trials' runs)
     {"op": "end", "status", "metrics", "tags", "files", "curve", "run_name"} -> replies {"ok"} or
@@ -35,6 +36,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 IDLE_S = 60.0  # no stage connected for this long: the agent exits (a repro's stages follow closely)
+FLUSH_S = 10.0  # a run's live metrics (a point a second) are written to the store at most this often
 _HERE = Path(__file__).resolve().parent
 
 
@@ -74,6 +76,10 @@ class _Conn:
         self.out = conn.makefile("w", encoding="utf-8", newline="\n")
         self.client = self.run_id = None
         self.done = False
+        # Live metrics wait here, written in one batch per FLUSH_S: one store transaction per point
+        # (a second of training each) cost the training beside it a few % of its 2 cores.
+        self.pending: list[tuple[dict, int, int]] = []
+        self.flushed = time.monotonic()
 
     def send(self, **msg) -> None:
         try:
@@ -88,6 +94,7 @@ class _Conn:
                 self.handle(json.loads(line))
             if self.client is not None and not self.done:
                 try:
+                    self.flush()
                     self.client.set_terminated(self.run_id, "KILLED")  # the stage stopped before the run ended
                 except Exception as e:
                     print(f"tracking: run {self.run_id} not ended: {e}", file=sys.stderr)
@@ -104,19 +111,32 @@ class _Conn:
                 self.send(ok=True, run_id=self.run_id, finished=finished)
             elif msg["op"] == "metrics" and self.client is not None:
                 store.log_batch(self.client, self.run_id, metrics=msg["metrics"], step=msg["step"])
+            elif msg["op"] == "live" and self.client is not None:
+                self.pending.append((msg["metrics"], msg["step"], store.now_ms()))
+                if time.monotonic() - self.flushed >= FLUSH_S:
+                    self.flush()
             elif msg["op"] == "log" and self.client is not None:
                 store.log_batch(self.client, msg["run_id"], metrics=msg["metrics"], step=msg["step"],
                                 params=msg["params"], tags=msg["tags"])
             elif msg["op"] == "end" and self.client is not None:
+                self.flush()
                 self.agent.end(self.client, self.run_id, msg)
                 self.done = True
                 self.send(ok=True)
         except Exception as e:  # the stage decides what an error means; the agent keeps going
             error = f"{type(e).__name__}: {e}".splitlines()[0]
-            if msg["op"] in ("metrics", "log"):
+            if msg["op"] in ("metrics", "live", "log"):
                 self.send(warning=f"tracking: {error}")
             else:
                 self.send(ok=False, error=error)
+
+
+    def flush(self) -> None:
+        from pipeline.tracking import store
+
+        points, self.pending, self.flushed = self.pending, [], time.monotonic()
+        if points:
+            store.log_points(self.client, self.run_id, points)
 
 
 class Agent:

@@ -143,12 +143,12 @@ class Tracker:
 
     def on_sync(self, point: dict) -> None:
         if self.enabled and not self.finished_already:
-            self._send(op="metrics", metrics={"train_loss_live": point["train_loss"]}, step=point["step"])
+            self._send(op="live", metrics={"train_loss_live": point["train_loss"]}, step=point["step"])
 
     def on_valid(self, point: dict) -> None:
         """An intermediate valid score (train(report_every=...)): valid_bits_per_char_live at its step."""
         if self.enabled and not self.finished_already and "valid_bits_per_char" in point:
-            self._send(op="metrics", metrics={"valid_bits_per_char_live": point["valid_bits_per_char"]},
+            self._send(op="live", metrics={"valid_bits_per_char_live": point["valid_bits_per_char"]},
                        step=point["step"])
 
     def log_run(self, run_id: str, *, metrics: dict | None = None, step: int = 0, params: dict | None = None,

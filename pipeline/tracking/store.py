@@ -68,18 +68,23 @@ def find_run(client: MlflowClient, exp_id: str, run_name: str, params_hash: str)
 def log_batch(client: MlflowClient, run_id: str, metrics: dict[str, float] | None = None, step: int = 0,
               params: dict | None = None, tags: dict | None = None, timestamp_ms: int | None = None) -> None:
     """Finite metrics only (MLflow rejects NaN in some stores); params as strings, 6000 chars max."""
-    ts = timestamp_ms or _now_ms()
-    ms = [Metric(k, float(v), ts, step) for k, v in (metrics or {}).items()
-          if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
+    log_points(client, run_id, [(metrics or {}, step, timestamp_ms or now_ms())])
     ps = [Param(k, str(v)[:6000]) for k, v in (params or {}).items()]
-    ts_ = [RunTag(k, str(v)) for k, v in (tags or {}).items()]
-    for i in range(0, len(ms), 1000):  # MLflow's limits per batch: 1000 metrics, 100 params or tags
+    ts = [RunTag(k, str(v)) for k, v in (tags or {}).items()]
+    for i in range(0, max(len(ps), len(ts)), 100):  # MLflow's limit per batch: 100 params or tags
+        client.log_batch(run_id, params=ps[i : i + 100], tags=ts[i : i + 100])
+
+
+def log_points(client: MlflowClient, run_id: str, points: list[tuple[dict, int, int]]) -> None:
+    """Metrics given as (metrics, step, timestamp_ms) points, in as few store writes as MLflow's
+    limit of 1000 metrics per batch allows."""
+    ms = [Metric(k, float(v), ts, step) for metrics, step, ts in points for k, v in metrics.items()
+          if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
+    for i in range(0, len(ms), 1000):
         client.log_batch(run_id, metrics=ms[i : i + 1000])
-    for i in range(0, max(len(ps), len(ts_)), 100):
-        client.log_batch(run_id, params=ps[i : i + 100], tags=ts_[i : i + 100])
 
 
-def _now_ms() -> int:
+def now_ms() -> int:
     return int(time.time() * 1000)
 
 
