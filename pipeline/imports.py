@@ -57,3 +57,8 @@ def fingerprint(files: Iterable[Path]) -> str:
     by path: what data/code/<stage>.txt holds, and what a code hash hashes."""
     paths = sorted((p.relative_to(ROOT).as_posix(), p) for p in files)
     return "".join(f"{hashlib.md5(p.read_bytes()).hexdigest()}  {rel}\n" for rel, p in paths)
+
+
+def files_hash(files: Iterable[Path]) -> str:
+    """A sha256 of the files' fingerprint: a code hash inside a params hash."""
+    return hashlib.sha256(fingerprint(files).encode()).hexdigest()

@@ -34,7 +34,7 @@ REPORT_MD = REPORTS / "README.md"
 REPORT_HTML = REPORTS / "index.html"  # self-contained but for the figures beside it
 
 PARAMS_CHECKED = DATA / "params.checked"  # stage check_params's stamp: params.yaml passed the schema
-CODE = DATA / "code"  # stage code's fingerprints: CODE / "<stage module>.txt", each stage's code dep
+CODE = DATA / "code"  # stage code's fingerprints (code_file), each stage's code dep
 STATS_JSON = "stats.json"  # the summary beside prepared text and token ids
 SOURCE_JSON = "source.json"  # provenance beside the raw corpus
 CORPUS = "corpus.txt"  # a raw corpus without splits of its own
@@ -110,6 +110,11 @@ def tuning_dir(target: str) -> Path:
 
 
 TUNING_SUMMARY = "summary.json"  # in tuning_dir: trial counts, the best trial, the target's own values
+
+
+def code_file(stage_module: str) -> Path:
+    """The fingerprint of the code a stage's module imports (stages.<name>: its <name>)."""
+    return CODE / f"{stage_module.removeprefix('stages.')}.txt"
 
 
 def figure_file(name: str) -> Path:

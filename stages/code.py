@@ -31,7 +31,7 @@ def stage_modules() -> list[str]:
 def main(argv: list[str] | None = None) -> None:
     argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)
     for module in stage_modules():
-        write_text(paths.CODE / f"{module.split('.')[1]}.txt", fingerprint(project_files(module)))
+        write_text(paths.code_file(module), fingerprint(project_files(module)))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pipeline import paths
 from pipeline.config import Undeclared, load_params
 from pipeline.imports import ROOT, project_files
 from pipeline.rnn import run as rnn_run
@@ -41,7 +42,7 @@ def rel(files) -> list[str]:
 @pytest.mark.parametrize("name", sorted(set(STAGES) - {"code"}))
 def test_a_stage_depends_on_its_own_code_fingerprint_alone(name):
     module = stage_module(STAGES[name])
-    assert code_deps(STAGES[name]) == [f"data/code/{module.split('.')[1]}.txt"]
+    assert code_deps(STAGES[name]) == [paths.code_file(module).as_posix()]
 
 
 def test_the_code_stage_fingerprints_every_stage_module_from_all_the_code(tmp_path, monkeypatch):

@@ -25,7 +25,7 @@ from pipeline.artifacts import RunResult
 from pipeline.config import Params
 from pipeline.corpora.text import read_split, read_splits
 from pipeline.evaluation import evaluate_segments
-from pipeline.imports import fingerprint, project_files
+from pipeline.imports import files_hash, project_files
 from pipeline.io import exclusive, sha256_file, write_json, write_text
 from pipeline.rnn import distributed
 from pipeline.rnn.checkpoint import prune_runs, save_torch
@@ -66,7 +66,7 @@ class RunSpec:
 def code_hash() -> str:
     """A hash of the code that shapes a trained model and its scores: this module and every
     project file it imports (the train stage's code deps but its own wiring)."""
-    return hashlib.sha256(fingerprint(project_files(__name__)).encode()).hexdigest()
+    return files_hash(project_files(__name__))
 
 
 def train_data(corpus: str, tok: Tokenizer, max_chars: int | None) -> tuple[np.ndarray, int | None]:

@@ -52,13 +52,14 @@ import torch.nn.functional as F
 from torch.nn.utils import clip_grads_with_norm_, get_total_norm
 from tqdm.auto import tqdm
 
-from pipeline.config import OptimConfig, TrainConfig
+from pipeline.config import TrainConfig
 from pipeline.errors import Interrupted, UserError
 from pipeline.rnn import distributed
 from pipeline.rnn.batching import IGNORE, Batch, make_batches
 from pipeline.rnn.checkpoint import checkpoint_path, load_latest, rng_state, save_checkpoint, set_rng_state
 from pipeline.rnn.distributed import Group
 from pipeline.rnn.model import Hidden, RNNLM
+from pipeline.rnn.optim import Optimizer
 from pipeline.rnn.schedule import lr_at
 
 log = logging.getLogger(__name__)
@@ -127,12 +128,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)  # CPU and every CUDA device
-
-
-def make_optimizer(model: RNNLM, cfg: OptimConfig) -> torch.optim.Optimizer:
-    if cfg.name == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
 def batch_loss(model: torch.nn.Module, batch: Batch, hidden: Hidden | None = None) -> tuple[torch.Tensor, Hidden]:
@@ -226,7 +221,7 @@ class _Run:
         # weights give finite losses of 1e6; a vanilla RNN that recovered from a bad first
         # epoch was seen at 4 ln V, still well below this.
         self.max_loss = 10 * math.log(model.vocab_size) + 10
-        self.opt = make_optimizer(model, cfg.optim)
+        self.opt = Optimizer(model.parameters(), cfg.optim)
         self.p, self.hidden = _Progress(), None  # hidden: the state carried into the next batch
         self.p.new_epoch(device)
         # every rank resumes from what rank 0 read: the same checkpoint, shared storage or not
@@ -303,7 +298,7 @@ class _Run:
             for cb in callbacks:
                 cb.on_sync(point)
             bar.update(p.epoch * batches.n_tokens + p.tokens - bar.n)
-            bar.set_postfix(loss=f"{loss / p.tokens:.4f}", lr=f"{lr:.4g}", refresh=False)
+            bar.set_postfix(loss=f"{loss / p.tokens:.4f}", lr=f"{opt.lr:.4g}", refresh=False)
             if math.isfinite(norm) and loss / max(p.tokens, 1) <= self.max_loss:
                 return False
             p.diverged_epoch, p.done = p.epoch + 1, True
@@ -311,20 +306,16 @@ class _Run:
 
         # batches after which the valid split is evaluated within an epoch (not at its end)
         every = max(1, round(report_every * batches.n_batches)) if report_every else 0
-        lr = math.nan
         t_mark = time.monotonic()  # start of the training time not yet added to p.epoch_train_s
         with bar, deferred_signals() as self.signals:
             clock = _Clock(g.world, cfg.checkpoint_minutes * 60, self.signals, step())
             while not p.done:
                 model.train()
                 for k, batch in enumerate(batches.epoch(p.epoch, p.batch), p.batch):
-                    if (step_lr := self.lr(k)) != lr:
-                        lr = step_lr
-                        for group in opt.param_groups:
-                            group["lr"] = lr
+                    opt.lr = self.lr(k)
                     with autocast:
                         loss_sum, hidden = batch_loss(net, batch, self.hidden)
-                    opt.zero_grad(set_to_none=True)
+                    opt.zero_grad()
                     # DDP averages the ranks' gradients: scaled by the world size, the ranks' sums
                     # give the gradient of the global batch's per-token mean (one process: x 1)
                     (loss_sum * g.world / batch.n_tokens).backward()

@@ -46,7 +46,7 @@ from optuna.trial import TrialState
 from pipeline import paths
 from pipeline.config import Params, TuneConfig
 from pipeline.errors import Interrupted, UserError
-from pipeline.imports import ROOT, fingerprint, project_files
+from pipeline.imports import ROOT, files_hash, project_files
 from pipeline.rnn.run import RunSpec, params_hash, train_run
 from pipeline.rnn.trainer import Callback
 from pipeline.tuning import space as sp
@@ -130,7 +130,7 @@ class Setup:
 def code_hash() -> str:
     """This package's code that shapes a trial's value (the trainer's is in rnn.run's params hash)."""
     own = [p for p in project_files(__name__) if "tuning" in p.relative_to(ROOT).parts]
-    return hashlib.sha256(fingerprint(own).encode()).hexdigest()
+    return files_hash(own)
 
 
 def study_name(tune: TuneConfig, raw: dict, target: sp.Target) -> str:
