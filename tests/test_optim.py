@@ -1,14 +1,10 @@
 """The trainer's optimizer against torch.optim: the same parameters after every step, bit for bit."""
 
-import subprocess
-import sys
-
 import pytest
 import torch
 
 from pipeline.config import OptimConfig
 from pipeline.rnn.optim import Optimizer
-from tests.helpers import ROOT
 
 
 def twin_models(seed: int = 0) -> tuple[torch.nn.Module, torch.nn.Module]:
@@ -71,14 +67,3 @@ def test_state_round_trip_resumes_the_same_steps():
         loss_of(b, x).backward()
         opt_b.step()
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
-
-
-def test_training_never_imports_torch_dynamo(tmp_path):
-    """Why this optimizer exists: torch.optim imports torch._dynamo (about 1.3 s per stage).
-    A run of the trainer (checkpoints, resume-ready state) in a process of its own."""
-    code = ("import sys\n"
-            "from tests.test_rnn_trainer import config, run\n"
-            f"run({str(tmp_path)!r}, config(optim={{'name': 'adam', 'lr': 0.01, 'clip': 1.0}}, epochs=2))\n"
-            "print('torch._dynamo' in sys.modules)\n")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
-    assert r.returncode == 0 and r.stdout.strip() == "False", r.stdout + r.stderr

@@ -257,3 +257,18 @@ def test_intermediate_valid_points_change_nothing_and_can_stop_the_run(tmp_path)
     pruned = train(RNNLM(V, cfg.model), TRAIN, cfg, seed=0, newline_id=BOS, ckpt_dir=tmp_path / "pruned",
                    params_hash="h", evaluate=evaluate, callbacks=[pruner], report_every=0.25, progress=False)
     assert pruned.stopped_early and pruned.epochs == 1 and 1 < pruner.points[-1]["epoch"] < 2
+
+
+def test_a_run_imports_neither_torch_dynamo_nor_sympy(tmp_path):
+    """2.7 s of every train stage's fixed cost, spared: torch.optim imports torch._dynamo (hence
+    pipeline/rnn/optim.py), and normal_ on the meta device, where n_params counts, imports sympy.
+    A run of the trainer and a size count, in a process of their own."""
+    code = ("import sys\n"
+            "from pipeline.config import ModelConfig\n"
+            "from pipeline.rnn.model import n_params\n"
+            "from tests.test_rnn_trainer import config, run\n"
+            "n_params(1000, ModelConfig(hidden=32))\n"
+            f"run({str(tmp_path)!r}, config(optim={{'name': 'adam', 'lr': 0.01, 'clip': 1.0}}, epochs=2))\n"
+            "print(sorted({'torch._dynamo', 'sympy'} & set(sys.modules)))\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0 and r.stdout.strip() == "[]", r.stdout + r.stderr

@@ -58,7 +58,9 @@ class RNNLM(nn.Module):
         if cfg.hidden is None or cfg.embed_dim is None:
             raise ValueError("a model config with a param_budget or no embed_dim: solve_size() it first")
         self.vocab_size, self.cell = vocab_size, cfg.cell
-        self.embed = nn.Embedding(vocab_size, cfg.embed_dim)
+        # a weight of its own spares Embedding's normal_ init, which the uniform_ below replaces
+        # (and which, on the meta device of n_params, imports sympy: 1.4 s)
+        self.embed = nn.Embedding(vocab_size, cfg.embed_dim, _weight=torch.empty(vocab_size, cfg.embed_dim))
         self.drop = nn.Dropout(cfg.dropout)
         kw = dict(num_layers=cfg.layers, batch_first=True, dropout=cfg.dropout if cfg.layers > 1 else 0.0)
         if cfg.cell == "lstm":
