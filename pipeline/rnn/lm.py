@@ -4,7 +4,7 @@
     for part in lm.parts(train_ids, valid_text):     # what the trainer fits, in order
         net = lm.build(part); train(net, part.ids, part.cfg, ..., evaluate=part.evaluate)
     scores = evaluate(lm.scorer(), test_text, ...)   # the common evaluator
-    text = lm.generate("", n, ...); lm.state_dict()  # samples and final weights
+    texts = lm.generate("", n, seeds=[..]); lm.state_dict()  # samples and final weights
 
 What differs per type:
 - word: closed vocabulary (`open_vocab` False: its `<unk>` swallows mass).
@@ -19,7 +19,7 @@ What differs per type:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, ClassVar
+from typing import Callable, ClassVar, Sequence
 
 import numpy as np
 import torch
@@ -92,21 +92,20 @@ class LanguageModel:
         return ids
 
     def generate(self, prompt: str, n: int, temperature: float = 1.0, top_k: int | None = None,
-                 seed: int = 0) -> str:
-        """Prompt + `n` sampled tokens, decoded to text."""
-        gen = torch.Generator().manual_seed(seed)
+                 seeds: Sequence[int] = (0,)) -> list[str]:
+        """One text per seed, drawn as a batch: prompt + `n` sampled tokens, decoded."""
+        gens = [torch.Generator().manual_seed(s) for s in seeds]
         context = [self.tok.newline_id] + self.tok.model_ids(self.tok.encode(prompt)).tolist()
-        ids = sample_ids(self.nets[MODEL], context, n, temperature, top_k, gen, ban_id=self.never_sampled)
-        return prompt + self.tok.decode(np.asarray(self.expand(ids, temperature, gen), dtype=np.int64))
+        samples = sample_ids(self.nets[MODEL], context, n, temperature, top_k, gens, ban_id=self.never_sampled)
+        return [prompt + self.tok.decode(np.asarray(self.expand(ids, temperature, gen), dtype=np.int64))
+                for ids, gen in zip(samples, gens)]
 
     def samples(self, seed: int) -> str:
         """The run's sample file: `cfg.samples` samples, seeds seed, seed + 1, ..."""
         c = self.cfg
-        return "".join(
-            f"--- sample {i} (seed {seed + i})\n"
-            f"{self.generate('', c.sample_tokens, c.sample_temperature, c.sample_top_k, seed + i)}\n"
-            for i in range(c.samples)
-        )
+        seeds = [seed + i for i in range(c.samples)]
+        texts = self.generate("", c.sample_tokens, c.sample_temperature, c.sample_top_k, seeds)
+        return "".join(f"--- sample {i} (seed {s})\n{text}\n" for i, (s, text) in enumerate(zip(seeds, texts)))
 
     def state_dict(self) -> dict[str, dict[str, torch.Tensor]]:
         return {name: net.state_dict() for name, net in self.nets.items()}

@@ -12,26 +12,29 @@ from pipeline.tokenizers.hybrid import HybridTokenizer
 
 @torch.no_grad()
 def sample_ids(model: RNNLM, context: list[int], n: int, temperature: float, top_k: int | None,
-               gen: torch.Generator, stop_id: int | None = None, ban_id: int | None = None) -> list[int]:
-    """Up to `n` ids following `context` (which starts with the bos unit); stops after stop_id;
-    never samples ban_id."""
+               gens: list[torch.Generator], stop_id: int | None = None, ban_id: int | None = None) -> list[list[int]]:
+    """One sample per generator, as a batch (one forward step for all): up to `n` ids following
+    `context` (which starts with the bos unit); a sample ends after stop_id; ban_id is never
+    drawn. Each sample draws from its own generator only, so it does not depend on the others."""
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    logits, hidden = model(torch.tensor([context], device=device))
-    out: list[int] = []
+    logits, hidden = model(torch.tensor([context] * len(gens), device=device))
+    out: list[list[int]] = [[] for _ in gens]
     for _ in range(n):
-        last = logits[0, -1].float().cpu() / temperature  # (V,)
+        last = logits[:, -1].float().cpu() / temperature  # (B, V)
         if ban_id is not None:
-            last[ban_id] = float("-inf")
-        if top_k is not None and top_k < last.numel():
-            kth = torch.topk(last, top_k).values[-1]
+            last[:, ban_id] = float("-inf")
+        if top_k is not None and top_k < last.shape[1]:
+            kth = torch.topk(last, top_k, dim=1).values[:, -1:]
             last = last.masked_fill(last < kth, float("-inf"))
-        nxt = int(torch.multinomial(torch.softmax(last, dim=-1), 1, generator=gen))
-        out.append(nxt)
-        if nxt == stop_id:
+        probs = torch.softmax(last, dim=-1)
+        for row, gen, ids in zip(probs, gens, out):
+            if not ids or ids[-1] != stop_id:  # an ended sample draws no more (its row runs on)
+                ids.append(int(torch.multinomial(row, 1, generator=gen)))
+        if all(ids[-1] == stop_id for ids in out):
             break
-        logits, hidden = model(torch.tensor([[nxt]], device=device), hidden)
+        logits, hidden = model(torch.tensor([[ids[-1]] for ids in out], device=device), hidden)
     model.train(was_training)
     return out
 
@@ -44,7 +47,7 @@ def spell_unknowns(ids: list[int], tok: HybridTokenizer, speller: RNNLM, tempera
     for i in ids:
         out.append(i)
         if i == tok.unk_id:
-            chars = sample_ids(speller, [tok.eow_id], max_len, temperature, None, gen, stop_id=tok.eow_id)
+            (chars,) = sample_ids(speller, [tok.eow_id], max_len, temperature, None, [gen], stop_id=tok.eow_id)
             if chars[-1] != tok.eow_id:
                 chars.append(tok.eow_id)
             out.extend(tok.n_words + c for c in chars)
