@@ -6,6 +6,11 @@ import os
 
 import pytest
 
+# Tests talk to loopback only: MLflow 3 sends usage telemetry from a background thread, and every
+# process a test starts (stages, the tracking agent, mlflow server) inherits this.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
 
 @pytest.fixture(autouse=True, scope="session")
 def session_tracking_store(tmp_path_factory):
