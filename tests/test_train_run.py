@@ -161,7 +161,9 @@ def test_an_out_of_range_token_id_fails_before_any_checkpoint_is_touched(project
 
 
 def test_a_second_trainer_on_the_same_run_exits_2_naming_the_first(project):
-    set_param(Path("params.yaml"), "train.epochs", 50)
+    # a run far longer than the test: the first trainer must still hold the run when the second,
+    # a few seconds of imports later, asks for it (it is killed below)
+    set_param(Path("params.yaml"), "train.epochs", 100_000)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     first = subprocess.Popen(_stage_argv("busy"), env=env, stderr=subprocess.DEVNULL)
     try:
