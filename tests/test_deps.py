@@ -23,7 +23,7 @@ STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
 
 def stage_module(stage: dict) -> str:
     cmd = (stage.get("do") or stage)["cmd"]
-    return re.match(r"python -m (stages\.\w+)", cmd).group(1)
+    return "stages." + re.match(r"python -m stages (\w+)", cmd).group(1)
 
 
 def body(stage: dict) -> dict:
@@ -88,8 +88,8 @@ def test_a_stage_cannot_read_an_undeclared_key():
 
 # pipeline/ packages from the bottom up: a module may import from its own package or a lower layer.
 LAYERS = [
-    {"errors", "paths", "imports", "text"},
-    {"io"},
+    {"errors", "paths", "imports", "text", "sidecar"},
+    {"io", "forkserver"},
     {"config"},
     {"corpora", "tokenizers", "evaluation", "tracking"},
     {"artifacts"},

@@ -21,8 +21,6 @@ its socket) ends the run KILLED; the agent closes the connection once that is do
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import json
 import os
 import resource
@@ -32,8 +30,9 @@ import sys
 import tempfile
 import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
+
+from pipeline import sidecar
 
 IDLE_S = 60.0  # no stage connected for this long: the agent exits (a repro's stages follow closely)
 FLUSH_S = 10.0  # a run's live metrics (a point a second) are written to the store at most this often
@@ -44,28 +43,9 @@ def socket_path() -> Path:
     """Where the agent of this interpreter, this checkout's tracking code and this MLflow
     environment listens: stages that share all three share an agent; a changed agent or store
     module, or another venv, gets an agent of its own."""
-    key = hashlib.sha256()
-    for part in (sys.executable, str(_HERE), *sorted(f"{k}={v}" for k, v in os.environ.items() if k.startswith("MLFLOW_"))):
-        key.update(part.encode() + b"\0")
-    for name in ("agent.py", "store.py"):
-        key.update((_HERE / name).read_bytes())
-    # A Unix socket path is limited to about 100 bytes: a short folder of this user's own.
-    return Path(tempfile.gettempdir()) / f"lm-ablations-{os.getuid()}" / f"agent-{key.hexdigest()[:16]}.sock"
-
-
-@contextmanager
-def spawn_lock(sock: Path, blocking: bool = True):
-    """Held by a stage while it connects or starts the agent, and by the agent while it decides to
-    exit: a stage never connects to an agent that is about to close its socket. Yields whether it
-    got the lock (always, when blocking)."""
-    sock.parent.mkdir(mode=0o700, exist_ok=True)
-    with open(sock.with_suffix(".lock"), "a") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-        except BlockingIOError:
-            yield False
-            return
-        yield True
+    return sidecar.socket_path("agent", [
+        sys.executable, str(_HERE), *sorted(f"{k}={v}" for k, v in os.environ.items() if k.startswith("MLFLOW_")),
+        *((_HERE / name).read_bytes() for name in ("agent.py", "store.py"))])
 
 
 class _Conn:
@@ -129,7 +109,6 @@ class _Conn:
                 self.send(warning=f"tracking: {error}")
             else:
                 self.send(ok=False, error=error)
-
 
     def flush(self) -> None:
         from pipeline.tracking import store
@@ -216,25 +195,18 @@ class Agent:
             return self.active == 0 and time.monotonic() - self.last_left > IDLE_S
 
     def serve(self, sock_path: Path) -> None:
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock_path.unlink(missing_ok=True)  # the stage that started us holds the spawn lock: no live agent there
-        listener.bind(str(sock_path))
-        listener.listen(64)
+        listener = sidecar.listen(sock_path)
         sel = selectors.DefaultSelector()
         sel.register(listener, selectors.EVENT_READ)
         threading.Thread(target=self._import, daemon=True).start()
         while True:
             if sel.select(timeout=1.0):
                 self._accept(listener)
-            elif self.idle():
-                with spawn_lock(sock_path, blocking=False) as held:
-                    if held and not sel.select(timeout=0):  # no stage is connecting: close for good
-                        sock_path.unlink(missing_ok=True)
-                        listener.close()
-                        usage = resource.getrusage(resource.RUSAGE_SELF)
-                        print(f"agent {os.getpid()} exits: {self.runs} runs, "
-                              f"{usage.ru_utime + usage.ru_stime:.2f} s CPU", file=sys.stderr)
-                        return
+            elif self.idle() and sidecar.leave_if_unwanted(sock_path, listener, sel):
+                usage = resource.getrusage(resource.RUSAGE_SELF)
+                print(f"agent {os.getpid()} exits: {self.runs} runs, "
+                      f"{usage.ru_utime + usage.ru_stime:.2f} s CPU", file=sys.stderr)
+                return
 
     def _accept(self, listener: socket.socket) -> None:
         conn, _ = listener.accept()
@@ -247,13 +219,9 @@ class Agent:
 
 
 def main() -> None:
-    # Detached from every stage: its output goes to a log beside the socket; MLflow prints to
-    # stdout (a link when a run ends), which must not reach anyone's terminal.
-    sock_path = Path(sys.argv[1])
-    log = open(sock_path.with_suffix(".log"), "a", buffering=1)
-    os.dup2(log.fileno(), 1)
-    os.dup2(log.fileno(), 2)
-    Agent().serve(sock_path)
+    # Its output goes to the log beside the socket: MLflow prints to stdout (a link when a run
+    # ends), which must not reach anyone's terminal.
+    Agent().serve(Path(sys.argv[1]))
 
 
 if __name__ == "__main__":

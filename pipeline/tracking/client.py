@@ -7,10 +7,10 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline import sidecar
 from pipeline.config import TrackingConfig
 from pipeline.errors import UserError
 from pipeline.imports import ROOT as CODE_ROOT
@@ -193,40 +193,14 @@ class Tracker:
 
 
 CLOSE_TIMEOUT_S = 60.0  # how long a stage waits at exit for the agent to settle its run
-START_TIMEOUT_S = 30.0  # how long a stage waits for a new agent to listen
 
 
 def _open_agent() -> tuple[socket.socket | None, str | None]:
-    """A connection to this environment's agent, which is started (detached: a Ctrl-C or a kill
-    of the stage's process group must not take it along, it is what ends a killed stage's run
-    KILLED) when none listens. Returns (None, why) when no agent could be had."""
-    path = agent.socket_path()
-    with agent.spawn_lock(path):
-        try:
-            return _connect(path), None
-        except OSError:
-            pass
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(CODE_ROOT), os.environ.get("PYTHONPATH", "")])}
-        proc = subprocess.Popen([sys.executable, "-m", "pipeline.tracking.agent", str(path)], env=env,
-                                cwd=project_root(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True)
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while proc.poll() is None and time.monotonic() < deadline:
-            try:
-                return _connect(path), None
-            except OSError:
-                time.sleep(0.02)
-        return None, f"the tracking agent did not start (its log: {path.with_suffix('.log')})"
-
-
-def _connect(path: Path) -> socket.socket:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        sock.connect(str(path))
-    except OSError:
-        sock.close()
-        raise
-    return sock
+    """A connection to this environment's agent, started when none listens. Detached, it
+    outlives a killed stage: it is what ends that stage's run KILLED."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(CODE_ROOT), os.environ.get("PYTHONPATH", "")])}
+    return sidecar.connect_or_spawn(agent.socket_path(), agent.__name__, "the tracking agent",
+                                    env=env, cwd=project_root())
 
 
 def outcome(metrics: dict) -> str:
