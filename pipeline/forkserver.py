@@ -10,7 +10,7 @@ __main__. The server only imports, never runs a stage, so every child starts fro
 and a stage gives the same numbers either way (tests/test_forkserver.py). The client is the
 stage to DVC and to the user: it exits with the child's status (a child killed by a signal
 kills the client with it), it forwards SIGINT, SIGTERM and SIGHUP, and if it dies, even by
-SIGKILL, its socket closes and the child kills itself.
+SIGKILL, the kernel kills the child within a millisecond (the lifeline, in `child`).
 
 A server is keyed (pipeline/sidecar.py) by the interpreter, the working folder, the whole
 environment but DVC_STAGE (DVC sets it per stage) and the bytes of every module under
@@ -21,11 +21,13 @@ LM_ABLATIONS_FORKSERVER=0 runs each stage in the client's own process instead.
 from __future__ import annotations
 
 import atexit
+import fcntl
 import importlib
 import io
 import json
 import os
 import runpy
+import select
 import selectors
 import signal
 import socket
@@ -72,7 +74,12 @@ def client(module: str, args: list[str]) -> None:
         run_module(module, args)
         return
     request = json.dumps({"module": module, "args": args, "cwd": str(cwd), "env": env}).encode() + b"\n"
-    socket.send_fds(sock, [request], [fd if _is_open(fd) else os.open(os.devnull, os.O_RDWR) for fd in (0, 1, 2)])
+    # The lifeline: a pipe whose write end only this process holds, so its end (a kill, even
+    # SIGKILL) makes the read end readable, and the kernel then kills the child at once.
+    lifeline, _ = os.pipe()  # the write end stays open, unused, until this process ends
+    std = [fd if _is_open(fd) else os.open(os.devnull, os.O_RDWR) for fd in (0, 1, 2)]
+    socket.send_fds(sock, [request], [*std, lifeline])
+    os.close(lifeline)
 
     def forward(signum: int, frame) -> None:
         try:
@@ -87,7 +94,8 @@ def client(module: str, args: list[str]) -> None:
         status = json.loads(line)
         break
     if "signal" in status:  # die as the child died, so DVC (or a shell) sees the same
-        signal.signal(status["signal"], signal.SIG_DFL)
+        if status["signal"] != signal.SIGKILL:  # (whose handler cannot be set)
+            signal.signal(status["signal"], signal.SIG_DFL)
         os.kill(os.getpid(), status["signal"])
     if "exit" not in status:
         print("error: the fork server went away before the stage ended (its log: "
@@ -140,9 +148,12 @@ class Server:
         except BaseException:  # a broken stage module: its child fails the same way and says so
             traceback.print_exc()
         pid = os.fork()
-        if pid == 0:
+        if pid == 0:  # the child keeps its own client's socket alone
             sel.close()
             listener.close()
+            for other, pidfd in self.children.values():
+                other.close()
+                os.close(pidfd)
             child(conn, request, fds)  # never returns
         for fd in fds:
             os.close(fd)
@@ -167,10 +178,13 @@ class Server:
 
 
 def receive(conn: socket.socket) -> tuple[dict, list[int]]:
-    """The client's request line and its stdin/stdout/stderr, whose descriptors come with the first bytes."""
-    data, fds, _, _ = socket.recv_fds(conn, 1 << 16, 3)
-    if len(fds) != 3:
-        raise ValueError(f"{len(fds)} descriptors, not 3")
+    """The client's request line and its stdin, stdout, stderr and lifeline, whose descriptors
+    come with the first bytes."""
+    data, fds, _, _ = socket.recv_fds(conn, 1 << 16, 4)
+    if len(fds) != 4:
+        for fd in fds:
+            os.close(fd)
+        raise ValueError(f"{len(fds)} descriptors, not 4")
     while not data.endswith(b"\n"):
         more = conn.recv(1 << 16)
         if not more:
@@ -182,7 +196,16 @@ def receive(conn: socket.socket) -> tuple[dict, list[int]]:
 def child(conn: socket.socket, request: dict, fds: list[int]) -> None:
     """Become the stage: the client's descriptors, folder and environment, then its module as
     __main__; then what an interpreter does at exit, the status sent to the client, and _exit."""
-    for target, fd in enumerate(fds):
+    *std, lifeline = fds
+    # SIGKILL from the kernel the moment the client's end of the lifeline closes (O_ASYNC: a
+    # signal when it turns readable; F_SETSIG: which one): no stage goes on after its client is
+    # killed, not even for the few ms a thread would take to notice.
+    fcntl.fcntl(lifeline, fcntl.F_SETOWN, os.getpid())
+    fcntl.fcntl(lifeline, fcntl.F_SETSIG, signal.SIGKILL)
+    fcntl.fcntl(lifeline, fcntl.F_SETFL, fcntl.fcntl(lifeline, fcntl.F_GETFL) | os.O_ASYNC)
+    if select.select([lifeline], [], [], 0)[0]:  # the client was gone before the line was set
+        os.kill(os.getpid(), signal.SIGKILL)
+    for target, fd in enumerate(std):
         os.dup2(fd, target)
         os.close(fd)
     os.chdir(request["cwd"])
@@ -243,13 +266,12 @@ def _std_stream(fd: int, old: io.TextIOWrapper) -> io.TextIOWrapper:
 
 
 def _watch_client(conn: socket.socket) -> None:
-    """The client's signals, passed on to this process; its end (killed, even by SIGKILL) is this one's."""
+    """The client's signals, passed on to this process (its end is the lifeline's business)."""
     for line in conn.makefile("r", encoding="utf-8"):
         try:
             os.kill(os.getpid(), json.loads(line)["signal"])
         except (ValueError, KeyError, OSError):
             pass
-    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def main() -> None:

@@ -114,17 +114,20 @@ def test_train_cli_values_get_the_grid_schema(project, flag, value, message):
     assert not Path("models/toy-word-x").exists()
 
 
-def _stage_argv(run: str) -> list[str]:
-    return [sys.executable, "-m", "stages.train", "toy", run, "--lm", "word", "--cell", "gru", "--dropout", "0.0",
+def _stage_argv(run: str, entry: tuple[str, ...] = ("stages.train",)) -> list[str]:
+    return [sys.executable, "-m", *entry, "toy", run, "--lm", "word", "--cell", "gru", "--dropout", "0.0",
             "--clip", "5", "--seed", "1337"]
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_a_signal_stops_training_at_a_checkpoint_in_one_line_and_resumes_exactly(project, signum):
+# by hand (`python -m stages.train`) and as dvc.yaml runs it, in a child of the fork server
+# (`python -m stages train`), whose client passes the signal on; the uncut run is by hand
+@pytest.mark.parametrize("signum, entry", [(signal.SIGINT, ("stages.train",)), (signal.SIGTERM, ("stages.train",)),
+                                           (signal.SIGINT, ("stages", "train")), (signal.SIGTERM, ("stages", "train"))])
+def test_a_signal_stops_training_at_a_checkpoint_in_one_line_and_resumes_exactly(project, signum, entry):
     set_param(Path("params.yaml"), "train", {**load_params().train.model_dump(exclude={"speller"}),
                                              "epochs": 4, "max_train_tokens": None, "checkpoint_minutes": 2e-3})
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(_stage_argv("cut"), env=env, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(_stage_argv("cut", entry), env=env, stderr=subprocess.PIPE, text=True)
     ckpts = Path("checkpoints/cut")
     deadline = time.monotonic() + 60
     while not list(ckpts.glob("*/model/ckpt-1-*.pt")):  # into epoch 2
@@ -138,7 +141,7 @@ def test_a_signal_stops_training_at_a_checkpoint_in_one_line_and_resumes_exactly
     kept = re.search(r"the last checkpoint is (\S+); `dvc repro` carries on from there", last[0])
     assert kept and Path(kept.group(1)).is_file() and not Path("metrics/cut.json").exists()
 
-    again = subprocess.run(_stage_argv("cut"), env=env, capture_output=True, text=True, timeout=120)
+    again = subprocess.run(_stage_argv("cut", entry), env=env, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0 and f"resuming from {kept.group(1)}" in again.stderr, again.stderr
     whole = subprocess.run(_stage_argv("whole"), env=env, capture_output=True, text=True, timeout=120)
     assert whole.returncode == 0, whole.stderr

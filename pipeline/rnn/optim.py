@@ -24,6 +24,7 @@ class Optimizer:
         self.params = list(params)
         self.cfg, self.lr = cfg, cfg.lr
         self.state: list[dict] = [{} for _ in self.params]  # per parameter, filled at its first step
+        self._update = self._sgd if cfg.name == "sgd" else self._adam
 
     def zero_grad(self) -> None:
         for p in self.params:
@@ -37,10 +38,7 @@ class Optimizer:
             grad = p.grad
             if self.cfg.weight_decay:
                 grad = grad.add(p, alpha=self.cfg.weight_decay)
-            if self.cfg.name == "sgd":
-                self._sgd(p, grad, state)
-            else:
-                self._adam(p, grad, state)
+            self._update(p, grad, state)
 
     def _sgd(self, p: torch.Tensor, grad: torch.Tensor, state: dict) -> None:
         if self.cfg.momentum:
