@@ -9,11 +9,12 @@ tokens, two batches), and measures:
 1. a full `dvc repro`, each stage's wall time taken from the moments DVC prints its
    "Running stage" lines (so a stage's time includes DVC's own work around it: hashing deps and
    outs, the run-cache, dvc.lock), next to the same stage command run alone outside DVC (the
-   stage process: interpreter start, imports, the work) and the run's own `wall_s` (a train
-   run's training loop; an n-gram's `estimate_s`) from its cost file;
+   stage process: a child of the warm fork server) and the run's own `wall_s` (a train run's
+   training loop; an n-gram's `estimate_s`) from its cost file;
 2. fixed costs: an interpreter start, the imports of torch, mlflow and one stage module, the DVC
-   CLI, `dvc status` and a no-op `dvc repro` of the finished project, and a train stage of two
-   batches with MLflow tracking on and off (its side process).
+   CLI, `dvc status` and a no-op `dvc repro` of the finished project, a train stage of two
+   batches run without the fork server (its own process importing everything), and with MLflow
+   tracking on and off (its side process).
 
 Prints markdown tables with ratios. Measurement only: nothing here changes the pipeline.
 """
@@ -36,6 +37,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from pipeline.forkserver import SWITCH  # noqa: E402
 from tests.helpers import dvc_project, repo_params, write_scenes  # noqa: E402
 
 WORDS = "the king and queen of rome speak to a fool who sings while lords come and go".split()
@@ -133,6 +135,10 @@ def measure(base: Path, tracking: bool, rounds: int) -> dict:
             alone = seconds(shlex.split(lock[name]["cmd"]), env, project)
         rows.append((name, wall, alone, owns[name]))
     member = next(n for n in lock if n.startswith("train@"))
+    # the same stage as its own process, importing everything itself (as before the fork server)
+    shutil.rmtree(project / "checkpoints" / member.split("@", 1)[1], ignore_errors=True)
+    fixed[f"train stage alone, without the fork server ({SWITCH}=0)"] = seconds(
+        shlex.split(lock[member]["cmd"]), {**env, SWITCH: "0"}, project)
     return {"tracking": tracking, "total": total, "rows": rows, "fixed": fixed, "member": member,
             "train_alone": next(r[2] for r in rows if r[0] == member),
             "train_own": next(r[3] for r in rows if r[0] == member)}

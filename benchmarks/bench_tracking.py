@@ -32,7 +32,6 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 
 
-
 def agent_socket(env: dict) -> Path:
     probe = [sys.executable, "-c", "from pipeline.tracking.agent import socket_path; print(socket_path())"]
     return Path(subprocess.run(probe, env=env, cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip())

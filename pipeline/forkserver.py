@@ -13,8 +13,8 @@ kills the client with it), it forwards SIGINT, SIGTERM and SIGHUP, and if it die
 SIGKILL, the kernel kills the child within a millisecond (the lifeline, in `child`).
 
 A server is keyed (pipeline/sidecar.py) by the interpreter, the working folder, the whole
-environment but DVC_STAGE (DVC sets it per stage) and the bytes of every module under
-pipeline/ and stages/: an edited file gets a new server, and the old one leaves after IDLE_S.
+environment but PER_STAGE_ENV and the bytes of every module under pipeline/ and stages/: an
+edited file gets a new server, and the old one leaves after IDLE_S.
 LM_ABLATIONS_FORKSERVER=0 runs each stage in the client's own process instead.
 """
 
