@@ -9,9 +9,11 @@ runs its stages one after another, in a scratch folder that links data/ (no real
 touched): once with `tracking.enabled: false` and once with tracking on a fresh sqlite store
 (the default), alternating which goes first, with no tracking agent running before the
 sequence (the first stage starts one; the others find it). The table shows medians of the
-sequence's wall time and CPU time (the stage processes and the agent, which logs its CPU time
-when it exits), per stage and as ratios: the growth of a repro's time. On a busy machine the
-CPU ratio is the steadier figure.
+sequence's wall time, CPU time (the stage processes and the agent, which logs its CPU time
+when it exits) and the runs' own work (training and scoring, from cost.json), per stage and as
+ratios: the growth of a repro's time, and whether tracking slows the training itself. On a busy
+machine the CPU ratio is the steadier figure. The stages run as their own processes (without
+the fork server), so that their CPU time is this process's children's.
 """
 
 from __future__ import annotations
@@ -47,9 +49,9 @@ def agent_cpu_seconds(sock: Path) -> float:
     return float(exits[-1].split(", ")[-1].split()[0]) if exits else 0.0
 
 
-def sequence_seconds(scratch: Path, run: str, tracking: bool, n: int) -> tuple[float, float]:
+def sequence_seconds(scratch: Path, run: str, tracking: bool, n: int) -> tuple[float, float, float]:
     """Wall and CPU seconds of `n` train stages in a row (CPU: the stage processes and, with
-    tracking, the agent they share)."""
+    tracking, the agent they share), and the runs' own work in them (`wall_s` + `test_s`)."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["tracking"]["enabled"] = tracking
     (scratch / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
@@ -63,19 +65,21 @@ def sequence_seconds(scratch: Path, run: str, tracking: bool, n: int) -> tuple[f
     env.pop("MLFLOW_TRACKING_URI", None)
     sock = agent_socket(env)
     before = agent_cpu_seconds(sock)  # no agent of an earlier sequence still runs
-    wall, cpu0 = 0.0, resource.getrusage(resource.RUSAGE_CHILDREN)
+    wall, own, cpu0 = 0.0, 0.0, resource.getrusage(resource.RUSAGE_CHILDREN)
     for _ in range(n):
         for d in ("models", "metrics", "results", "curves", "checkpoints"):
             shutil.rmtree(scratch / d, ignore_errors=True)
         t0 = time.perf_counter()
         subprocess.run(argv, cwd=scratch, env=env, check=True, capture_output=True)
         wall += time.perf_counter() - t0
+        cost = yaml.safe_load((scratch / "models" / run / "cost.json").read_text())
+        own += cost["wall_s"] + cost["test_s"]
     cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime
     if tracking:
         after = agent_cpu_seconds(sock)
         cpu += after if after != before else 0.0
-    return wall, cpu
+    return wall, cpu, own
 
 
 def main() -> None:
@@ -86,22 +90,24 @@ def main() -> None:
     args = ap.parse_args()
     if not (ROOT / "data" / "tokens").is_dir():
         sys.exit("no data/tokens: run `make repro` first")
-    times: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
+    times: dict[bool, list[tuple[float, float, float]]] = {True: [], False: []}
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp)
         (scratch / "data").symlink_to(ROOT / "data")
         for r in range(args.rounds):
             for tracking in ((False, True) if r % 2 == 0 else (True, False)):
                 times[tracking].append(sequence_seconds(scratch, args.run, tracking, args.stages))
-    (off, off_cpu), (on, on_cpu) = ([statistics.median(x[i] for x in times[t]) for i in (0, 1)] for t in (False, True))
+    (off, off_cpu, off_own), (on, on_cpu, on_own) = (
+        [statistics.median(x[i] for x in times[t]) for i in (0, 1, 2)] for t in (False, True))
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}\n")
     print(f"| {args.stages} train stages `{args.run}` in a row (median of {args.rounds}) | wall s | per stage "
-          "| CPU s | per stage |")
-    print("| --- | ---: | ---: | ---: | ---: |")
-    print(f"| tracking off | {off:.2f} | {off / args.stages:.2f} | {off_cpu:.2f} | {off_cpu / args.stages:.2f} |")
-    print(f"| tracking on (fresh sqlite store, one agent) | {on:.2f} | {on / args.stages:.2f} | {on_cpu:.2f} | "
-          f"{on_cpu / args.stages:.2f} |")
-    print(f"| ratio on / off | {on / off:.3f} | | {on_cpu / off_cpu:.3f} | |")
+          "| CPU s | per stage | runs' own work s | outside it per stage |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for label, w, c, o in (("tracking off", off, off_cpu, off_own),
+                           ("tracking on (fresh sqlite store, one agent)", on, on_cpu, on_own)):
+        n = args.stages
+        print(f"| {label} | {w:.2f} | {w / n:.2f} | {c:.2f} | {c / n:.2f} | {o:.2f} | {(w - o) / n:.2f} |")
+    print(f"| ratio on / off | {on / off:.3f} | | {on_cpu / off_cpu:.3f} | | {on_own / off_own:.3f} | |")
 
 
 if __name__ == "__main__":
