@@ -81,7 +81,7 @@ def ready(project: Path, proc: subprocess.Popen) -> int:
 def alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # gone (ESRCH: while being read)
         return False
     return state != "Z"
 
