@@ -65,9 +65,9 @@ def run_module(module: str, args: list[str]) -> None:
 def client(module: str, args: list[str]) -> None:
     """Run `module` (a stage) in a child of this environment's fork server; exits as it exits."""
     cwd, env = Path.cwd(), dict(os.environ)
-    sock = None
+    path, sock = socket_path(cwd, env), None
     if env.get(SWITCH, "1") != "0":
-        sock, why = sidecar.connect_or_spawn(socket_path(cwd, env), __name__, "the fork server", env=env, cwd=cwd)
+        sock, why = sidecar.connect_or_spawn(path, __name__, "the fork server", env=env, cwd=cwd)
         if sock is None:
             print(f"warning: {why}; the stage runs in this process", file=sys.stderr)
     if sock is None:
@@ -98,8 +98,8 @@ def client(module: str, args: list[str]) -> None:
             signal.signal(status["signal"], signal.SIG_DFL)
         os.kill(os.getpid(), status["signal"])
     if "exit" not in status:
-        print("error: the fork server went away before the stage ended (its log: "
-              f"{socket_path(cwd, env).with_suffix('.log')})", file=sys.stderr)
+        print(f"error: the fork server went away before the stage ended (its log: {path.with_suffix('.log')})",
+              file=sys.stderr)
     sys.exit(status.get("exit", 1))
 
 
@@ -258,11 +258,10 @@ def _std_stream(fd: int, old: io.TextIOWrapper) -> io.TextIOWrapper:
     client: line-buffered on a terminal (and stderr always), unbuffered with PYTHONUNBUFFERED."""
     unbuffered = bool(os.environ.get("PYTHONUNBUFFERED"))
     raw = io.FileIO(fd, "r" if fd == 0 else "w", closefd=False)
-    stream = io.TextIOWrapper(io.BufferedReader(raw) if fd == 0 else io.BufferedWriter(raw),
-                              encoding=old.encoding, errors=old.errors,
-                              line_buffering=fd == 2 or (fd == 1 and raw.isatty()),
-                              write_through=unbuffered and fd != 0)
-    return stream
+    return io.TextIOWrapper(io.BufferedReader(raw) if fd == 0 else io.BufferedWriter(raw),
+                            encoding=old.encoding, errors=old.errors,
+                            line_buffering=fd == 2 or (fd == 1 and raw.isatty()),
+                            write_through=unbuffered and fd != 0)
 
 
 def _watch_client(conn: socket.socket) -> None:
