@@ -36,6 +36,13 @@ def test_a_batch_of_seeds_draws_what_each_seed_draws_alone():
     assert len(set(batch)) == 3
 
 
+def test_no_seeds_draw_no_samples():  # train.samples: 0
+    for kind in ("char", "hybrid"):
+        tok = train_tokenizer(kind, TEXT, WordTokenizerConfig(min_count=5) if kind == "hybrid" else CharTokenizerConfig())
+        lm = lm_of(tok, tiny(tok.vocab_size), *([tiny(len(tok.alphabet))] if kind == "hybrid" else []))
+        assert lm.generate("the ", 10, seeds=[]) == []
+
+
 def test_samples_end_at_the_stop_id_each_on_its_own():
     model = tiny(20)
     with torch.no_grad():

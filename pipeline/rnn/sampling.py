@@ -16,6 +16,8 @@ def sample_ids(model: RNNLM, context: list[int], n: int, temperature: float, top
     """One sample per generator, as a batch (one forward step for all): up to `n` ids following
     `context` (which starts with the bos unit); a sample ends after stop_id; ban_id is never
     drawn. Each sample draws from its own generator only, so it does not depend on the others."""
+    if not gens:  # no samples asked for (train.samples: 0): no batch of zero rows to run
+        return []
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
