@@ -53,6 +53,10 @@ def test_hybrid_run_is_open_vocabulary_and_spells_its_samples(project):
     assert sorted(p.name for p in ckpts.iterdir()) == ["mlflow_run_id", "model", "speller"]
     assert sorted(p.name for p in Path("models/toy-hybrid-gru-0.0-5").iterdir()) == ["config.json", "cost.json",
                                                                                    "model.pt", "samples.txt"]
+    # the run's training time is the whole LM's: the speller's and the word model's
+    cost = read_json("models/toy-hybrid-gru-0.0-5/cost.json")
+    assert cost["speller_wall_s"] > 0 and cost["model_wall_s"] > 0
+    assert cost["wall_s"] == pytest.approx(cost["speller_wall_s"] + cost["model_wall_s"])
 
 
 def test_same_params_and_seed_give_the_same_numbers(project):

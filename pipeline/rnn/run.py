@@ -151,19 +151,25 @@ def train_run(params: Params, spec: RunSpec, callbacks=(), progress: bool = True
             parts = lm.parts(ids, texts["valid"])  # the models sized here (a budget too small stops the run)
             if tracker:
                 tracker.started()  # an unreachable store stops the run here, before any training
+            trained = []  # one TrainResult per part
             for part in parts:  # the last part is the model the run is about
                 seed_everything(spec.seed)  # the initial weights follow the seed
-                result = train(lm.build(part), part.ids, part.cfg, seed=spec.seed, newline_id=part.newline_id,
-                               ckpt_dir=rd.checkpoints(h, part.name), params_hash=h, evaluate=part.evaluate,
-                               callbacks=watchers if part is parts[-1] else (),
-                               report_every=report_every if part is parts[-1] else None,
-                               progress=progress, device=device)  # leaves the best state in the net
+                trained.append(train(lm.build(part), part.ids, part.cfg, seed=spec.seed, newline_id=part.newline_id,
+                                     ckpt_dir=rd.checkpoints(h, part.name), params_hash=h, evaluate=part.evaluate,
+                                     callbacks=watchers if part is parts[-1] else (),
+                                     report_every=report_every if part is parts[-1] else None,
+                                     progress=progress, device=device))  # leaves the best state in the net
         except BaseException:
             if tracker:
                 tracker.close()  # the agent ends the MLflow run KILLED; a re-run resumes it
             raise
 
-    cost = {"wall_s": result.wall_s, "tokens_per_s": result.tokens_per_s}
+    result = trained[-1]
+    # wall_s is the whole LM's training, every part's (the hybrid's speller too); tokens_per_s is
+    # the MODEL part's, in its own tokens. A run of several parts also keeps each part's wall_s.
+    cost = {"wall_s": sum(r.wall_s for r in trained), "tokens_per_s": result.tokens_per_s}
+    if len(parts) > 1:
+        cost.update({f"{part.name}_wall_s": r.wall_s for part, r in zip(parts, trained)})
     metrics = {
         **asdict(spec),
         "stage": spec.stage,
