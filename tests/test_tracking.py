@@ -186,6 +186,33 @@ def test_a_killed_and_resumed_run_is_one_finished_mlflow_run(tmp_path):
     assert_complete(uri, epochs=6)
 
 
+def test_a_resumed_run_logs_no_step_twice(tmp_path, monkeypatch):
+    """A kill can land after an epoch's metrics (and live points) reached the store but before
+    its checkpoint: the resumed run trains that epoch again and sends the same steps again."""
+    from pipeline.config import TrackingConfig
+    from pipeline.tracking import Tracker
+
+    uri = f"sqlite:///{tmp_path / 'store.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+
+    def session(epochs) -> Tracker:
+        t = Tracker(TrackingConfig(), corpus="toy", run="r", stage="train@r", params_hash="h", params={"lm": "word"},
+                    tags={}, state_dir=tmp_path / "state")
+        t.started()
+        for epoch in epochs:
+            t.on_sync({"step": 10 * epoch, "train_loss": 1.0 / epoch})
+            t.on_epoch_end({"epoch": epoch, "train_loss": 1.0 / epoch, "valid_bits_per_char": 2.0 / epoch})
+        return t
+
+    session([1, 2]).close()  # killed after epoch 2 was logged, its last checkpoint at the end of epoch 1
+    session([2, 3]).finish({"run": "r", "test": {"bits_per_char": 1.5}, "diverged": False}, [], None)
+    client = MlflowClient(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("toy").experiment_id])
+    assert run.info.status == "FINISHED"
+    for key, steps in (("valid_bits_per_char", [1, 2, 3]), ("train_loss", [1, 2, 3]), ("train_loss_live", [10, 20, 30])):
+        assert sorted(m.step for m in client.get_metric_history(run.info.run_id, key)) == steps, key
+
+
 def test_an_unreachable_server_stops_the_stage_before_training(tmp_path):
     d, run = project(tmp_path, MLFLOW_TRACKING_URI=f"http://127.0.0.1:{free_port()}")
     set_param(d / "params.yaml", "tracking.timeout_s", 2.0)

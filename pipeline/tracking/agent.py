@@ -56,6 +56,10 @@ class _Conn:
         self.out = conn.makefile("w", encoding="utf-8", newline="\n")
         self.client = self.run_id = None
         self.done = False
+        # A resumed run re-trains from its last checkpoint, so it sends again the epochs and points
+        # logged after that checkpoint, before the kill (exact resume: the same values). The steps
+        # each key already holds are read once per key and not logged twice; None: a new run.
+        self.logged: dict[str, set[int]] | None = None
         # Live metrics wait here, written in one batch per FLUSH_S: one store transaction per point
         # (a second of training each) cost the training beside it a few % of its 2 cores.
         self.pending: list[tuple[dict, int, int]] = []
@@ -88,9 +92,11 @@ class _Conn:
         try:
             if msg["op"] == "start":
                 self.client, self.run_id, finished = self.agent.start(msg)
+                self.logged = {} if self.run_id == msg["resume"] else None
                 self.send(ok=True, run_id=self.run_id, finished=finished)
             elif msg["op"] == "metrics" and self.client is not None:
-                store.log_batch(self.client, self.run_id, metrics=msg["metrics"], step=msg["step"])
+                if metrics := self.unlogged(msg["metrics"], msg["step"]):
+                    store.log_batch(self.client, self.run_id, metrics=metrics, step=msg["step"])
             elif msg["op"] == "live" and self.client is not None:
                 self.pending.append((msg["metrics"], msg["step"], store.now_ms()))
                 if time.monotonic() - self.flushed >= FLUSH_S:
@@ -110,10 +116,19 @@ class _Conn:
             else:
                 self.send(ok=False, error=error)
 
+    def unlogged(self, metrics: dict, step: int) -> dict:
+        """`metrics` less the keys the run already holds at `step` (see self.logged)."""
+        if self.logged is None:
+            return metrics
+        for key in metrics.keys() - self.logged.keys():
+            self.logged[key] = {m.step for m in self.client.get_metric_history(self.run_id, key)}
+        return {k: v for k, v in metrics.items() if step not in self.logged[k]}
+
     def flush(self) -> None:
         from pipeline.tracking import store
 
         points, self.pending, self.flushed = self.pending, [], time.monotonic()
+        points = [(metrics, step, ms) for m, step, ms in points if (metrics := self.unlogged(m, step))]
         if points:
             store.log_points(self.client, self.run_id, points)
 
