@@ -33,12 +33,18 @@ FIGURES = REPORTS / "figures"
 REPORT_MD = REPORTS / "README.md"
 REPORT_HTML = REPORTS / "index.html"  # self-contained but for the figures beside it
 
-PARAMS_CHECKED = DATA / "params.checked"  # stage check_params's stamp: params.yaml passed the schema
+PARAMS_DIR = DATA / "params"  # stage check_params's out
+PARAMS_CHECKED = PARAMS_DIR / "checked"  # its stamp: params.yaml passed the schema
 CODE = DATA / "code"  # stage code's fingerprints (code_file), each stage's code dep
 STATS_JSON = "stats.json"  # the summary beside prepared text and token ids
 SOURCE_JSON = "source.json"  # provenance beside the raw corpus
 CORPUS = "corpus.txt"  # a raw corpus without splits of its own
 TOKENIZER_JSON = "tokenizer.json"
+
+
+def train_params_file(lm: str) -> Path:
+    """The digest of the train params of an LM type (config.TRAIN_PARAMS): the train stages' dep."""
+    return PARAMS_DIR / f"train-{lm}.json"
 
 
 def split_file(split: str) -> str:

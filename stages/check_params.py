@@ -1,12 +1,16 @@
-"""Stage check_params: validate the whole params.yaml before any other stage runs.
+"""Stage check_params: validate the whole params.yaml before any other stage runs, and write the
+digests of the train params per LM type.
 
     python -m stages.check_params
 
-Every stage depends (through download@<corpus>, the root of the DAG) on the stamp this stage
+Every stage depends (through sources@<corpus>, the root of the DAG) on the stamp this stage
 writes, and this stage depends on params.yaml itself, so any edit of the file is checked on
 the next `dvc repro`, even when no stage would otherwise run, with the schema's message naming
 the key and exit code 2. The stamp's content never changes, so a valid edit re-runs nothing
 else: DVC re-runs what depends on the keys that changed, as ever.
+
+The stages that train depend on data/params/train-<lm>.json rather than on DVC params (why:
+config.TRAIN_PARAMS); each digest changes only when a value it holds does.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from __future__ import annotations
 import argparse
 
 from pipeline import paths
-from pipeline.config import load_params
+from pipeline.config import LM_TYPES, TRAIN_PARAMS, load_raw, params_digest, parse_params
 from pipeline.io import write_text
 from stages._cli import run
 
@@ -23,7 +27,10 @@ PARAMS: list[str] = []  # reads params.yaml as a file dep: every key
 
 def main(argv: list[str] | None = None) -> None:
     argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)
-    load_params()
+    raw = load_raw()
+    parse_params(raw)
+    for lm in LM_TYPES:
+        write_text(paths.train_params_file(lm), params_digest(raw, (k.format(lm=lm) for k in TRAIN_PARAMS)))
     write_text(paths.PARAMS_CHECKED, "params.yaml is valid\n")
 
 

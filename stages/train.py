@@ -24,14 +24,14 @@ import yaml
 
 from pipeline import paths
 from pipeline.artifacts import write_run
-from pipeline.config import GridConfig, parse_section
+from pipeline.config import TRAIN_PARAMS, GridConfig, parse_section
 from pipeline.io import check_writable
 from pipeline.rnn import distributed
 from pipeline.rnn.run import RunSpec, train_run
 from pipeline.rnn.trainer import pick_device
 from stages._cli import corpus_stage, run
 
-PARAMS = ["train", "train_overrides.{lm}", "eval"]
+PARAMS = list(TRAIN_PARAMS)  # through their digest, data/params/train-<lm>.json
 FACTORS = ("lm", "cell", "dropout", "clip")  # after the corpus, in dvc.yaml's matrix order
 
 

@@ -17,13 +17,13 @@ import yaml
 
 from pipeline import paths
 from pipeline.artifacts import write_run
-from pipeline.config import load_params
+from pipeline.config import TRAIN_PARAMS, load_params
 from pipeline.io import check_writable
 from pipeline.rnn.run import RunSpec, train_run
 from pipeline.tuning.space import BEST_PARAMS, FACTORS, base_raw, read_best, resolve_target, trial_params
 from stages._cli import run
 
-PARAMS = ["seed", "train", "train_overrides.{lm}", "eval"]
+PARAMS = ["seed", *TRAIN_PARAMS]  # TRAIN_PARAMS through their digest, data/params/train-<lm>.json
 
 
 def main(argv: list[str] | None = None) -> None:

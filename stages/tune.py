@@ -18,12 +18,13 @@ import logging
 
 import yaml
 
-from pipeline.config import load_params
+from pipeline.config import TRAIN_PARAMS, load_params
 from pipeline.tuning.run import tune
 from pipeline.tuning.space import FACTORS, resolve_target
 from stages._cli import run
 
-PARAMS = ["seed", "train", "train_overrides.{lm}", "eval", "tune.space", "tune.n_trials", "tune.timeout_s",
+# TRAIN_PARAMS through their digest, data/params/train-<lm>.json
+PARAMS = ["seed", *TRAIN_PARAMS, "tune.space", "tune.n_trials", "tune.timeout_s",
           "tune.trial", "tune.report_every", "tune.enqueue_default", "tune.enqueue", "tune.diverged_value",
           "tune.sampler", "tune.pruner"]
 

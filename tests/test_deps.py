@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from pipeline import paths
-from pipeline.config import Undeclared, load_params
+from pipeline.config import TRAIN_PARAMS, Undeclared, load_params
 from pipeline.imports import ROOT, project_files
 from pipeline.rnn import run as rnn_run
 from stages import code
@@ -64,8 +64,11 @@ def test_checkpoint_code_hash_covers_the_train_stage_but_its_wiring():
 
 
 def declared_in_dvc_yaml(stage: dict) -> set[str]:
-    """dvc.yaml's params keys in the stages' PARAMS spelling: ${item.x} -> {x}, ${item} -> {corpus}."""
+    """dvc.yaml's params keys in the stages' PARAMS spelling: ${item.x} -> {x}, ${item} -> {corpus};
+    a dep on the train params' digest stands for TRAIN_PARAMS."""
     keys = {re.sub(r"\$\{item\.(\w+)\}", r"{\1}", k) for k in body(stage).get("params", [])}
+    if paths.train_params_file("${item.lm}").as_posix() in body(stage)["deps"]:
+        keys |= set(TRAIN_PARAMS)
     return {k.replace("${item}", "{corpus}") for k in keys}
 
 

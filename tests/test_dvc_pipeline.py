@@ -71,6 +71,15 @@ def test_full_run_then_nothing_then_only_what_changed(repo):
     assert ran(r.stdout) == {"check_params", "tokenize@toy-word", "ngram@toy-ngram-2", "ngram_matched@toy-ngram-2",
                              "train@toy-word-lstm-0.0-5", "report"}
 
+    # the train params reach a train stage through the digest of its own LM type only
+    set_param(d / "params.yaml", "train_overrides.char.optim.lr", 0.01)
+    r = run("dvc", "repro")
+    assert r.returncode == 0 and ran(r.stdout) == {"check_params"}, r.stdout + r.stderr
+    set_param(d / "params.yaml", "train.epochs", 2)
+    r = run("dvc", "repro")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert ran(r.stdout) == {"check_params", "train@toy-word-lstm-0.0-5", "report"}
+
     # a code change re-runs the stages that import the changed file and no other
     with open(d / "pipeline" / "reporting" / "figures.py", "a") as f:
         f.write("# an edit\n")
