@@ -12,6 +12,9 @@ stage to DVC and to the user: it exits with the child's status (a child killed b
 kills the client with it), it forwards SIGINT, SIGTERM and SIGHUP, and if it dies, even by
 SIGKILL, the kernel kills the child within a millisecond (the lifeline, in `child`).
 
+A stage module may define `prefork()`: the server calls it once, after importing the module, for
+work that depends on the code alone (the train stage's code hash), which the children inherit.
+
 A server is keyed (pipeline/sidecar.py) by the interpreter, the working folder, the whole
 environment but PER_STAGE_ENV and the bytes of every module under pipeline/ and stages/: an
 edited file gets a new server, and the old one leaves after IDLE_S.
@@ -118,6 +121,7 @@ class Server:
         self.children: dict[int, tuple[socket.socket, int]] = {}  # pid -> (its client's socket, pidfd)
         self.last = time.monotonic()
         self.stages = 0
+        self.preforked: set[str] = set()  # stage modules whose `prefork` has run
 
     def serve(self) -> None:
         listener = sidecar.listen(self.path)
@@ -144,7 +148,10 @@ class Server:
             conn.close()
             return
         try:  # what the stage imports, imported here once, so the children to come have it
-            importlib.import_module(request["module"])
+            module = importlib.import_module(request["module"])
+            if request["module"] not in self.preforked:  # and its work that depends on the code alone
+                self.preforked.add(request["module"])
+                getattr(module, "prefork", lambda: None)()
         except BaseException:  # a broken stage module: its child fails the same way and says so
             traceback.print_exc()
         pid = os.fork()

@@ -27,7 +27,7 @@ from pipeline.artifacts import write_run
 from pipeline.config import TRAIN_PARAMS, GridConfig, parse_section
 from pipeline.io import check_writable
 from pipeline.rnn import distributed
-from pipeline.rnn.run import RunSpec, train_run
+from pipeline.rnn.run import RunSpec, code_hash, train_run
 from pipeline.rnn.trainer import pick_device
 from stages._cli import corpus_stage, run
 
@@ -59,6 +59,12 @@ def main(argv: list[str] | None = None) -> None:
         result = train_run(params, spec)
         if group.writer:
             write_run(rd, result)
+
+
+def prefork() -> None:
+    """Called by the fork server once it has imported this module: the code hash (a parse of every
+    module the run imports, 0.14 s) computed once for all the stages it forks."""
+    code_hash()
 
 
 if __name__ == "__main__":

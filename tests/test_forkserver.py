@@ -19,10 +19,13 @@ from tests.helpers import ROOT
 
 PROBE = '''
 import json, os, signal, sys, time
+def prefork():  # what it leaves in a module that stays imported, the children have (here: sys)
+    sys.preforked = getattr(sys, "preforked", []) + [os.getpid()]
 what = sys.argv[1]
 if what == "echo":
     print(json.dumps({"argv": sys.argv[1:], "cwd": os.getcwd(), "probe": os.environ.get("PROBE"),
-                      "pid": os.getpid(), "ppid": os.getppid(), "name": __name__}))
+                      "pid": os.getpid(), "ppid": os.getppid(), "name": __name__,
+                      "preforked": getattr(sys, "preforked", None)}))
     print("to stderr", file=sys.stderr)
     sys.exit(int(sys.argv[2]))
 if what == "raise":
@@ -89,14 +92,15 @@ def alive(pid: int) -> bool:
 def test_a_child_is_the_module_as_python_m_runs_it_and_one_server_serves_them_all(project):
     first, proc = echo(project)
     assert first == {"argv": ["echo", "3"], "cwd": str(project), "probe": "yes", "pid": first["pid"],
-                     "ppid": first["ppid"], "name": "__main__"}
+                     "ppid": first["ppid"], "name": "__main__", "preforked": [first["ppid"]]}
     assert first["pid"] != proc.pid and first["ppid"] != proc.pid  # a child of the server
     second, _ = echo(project)
     assert second["ppid"] == first["ppid"] and second["pid"] != first["pid"]
+    assert second["preforked"] == [first["ppid"]]  # the module's prefork ran once, in the server
     other_env, _ = echo(project, PROBE_OTHER="1")  # another environment: a server of its own
     assert other_env["ppid"] != first["ppid"]
     alone, proc = echo(project, LM_ABLATIONS_FORKSERVER="0")  # switched off: the client runs it
-    assert alone["pid"] == proc.pid
+    assert alone["pid"] == proc.pid and alone["preforked"] is None
 
 
 def test_edited_code_gets_a_new_server(project):
