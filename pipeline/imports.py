@@ -8,6 +8,7 @@ checkpoint's or a study's code hash covers, derive from this, so none is a hand-
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 from pathlib import Path
 from typing import Iterable
@@ -25,8 +26,13 @@ def module_file(name: str) -> Path | None:
     return None
 
 
-def _imported(path: Path) -> set[str]:
+def _imported(path: Path) -> frozenset[str]:
     """Project modules named by the import statements of one file (function-level ones too)."""
+    return _imported_as_of(path, path.stat().st_mtime_ns)
+
+
+@functools.cache  # each file parsed once per version: stage `code` walks twelve closures that share most files
+def _imported_as_of(path: Path, mtime_ns: int) -> frozenset[str]:
     names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
         if isinstance(node, ast.Import):
@@ -34,7 +40,7 @@ def _imported(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             names.add(node.module)
             names.update(f"{node.module}.{a.name}" for a in node.names)  # `from pkg import module`
-    return {n for n in names if n.split(".")[0] in PACKAGES and module_file(n)}
+    return frozenset(n for n in names if n.split(".")[0] in PACKAGES and module_file(n))
 
 
 def project_files(module: str) -> set[Path]:
