@@ -10,7 +10,7 @@ tokens, two batches), and measures:
    "Running stage" lines (so a stage's time includes DVC's own work around it: hashing deps and
    outs, the run-cache, dvc.lock), next to the same stage command run alone outside DVC (the
    stage process: a child of the warm fork server) and the run's own `wall_s` (a train run's
-   training loop; an n-gram's `estimate_s`) from its cost file;
+   training loop; an n-gram's `estimate_s` and `score_s`) from its cost file;
 2. fixed costs: an interpreter start, the imports of torch, mlflow and one stage module, the DVC
    CLI, `dvc status` and a no-op `dvc repro` of the finished project, a train stage of two
    batches run without the fork server (its own process importing everything), and with MLflow
@@ -91,14 +91,17 @@ def seconds(cmd: list[str], env: dict, cwd: Path, rounds: int = 1) -> float:
 
 
 def own_seconds(project: Path, stage: str) -> float | None:
-    """The run's own time from its cost file: a train run's wall_s (training, valid scoring each
-    epoch) and test_s (its final test scoring); an n-gram's estimate_s."""
-    if not stage.startswith(("train@", "train_seed@", "ngram@")):
+    """The run's own time from its cost file: a train run's wall_s (training, every part's, and
+    valid scoring each epoch) and test_s (its final test scoring); an n-gram's estimate_s and
+    score_s (its valid and test scoring)."""
+    kind, key = stage.split("@", 1) if "@" in stage else (stage, "")
+    if kind not in ("train", "train_seed", "ngram", "ngram_matched"):
         return None
-    m = yaml.safe_load((project / "models" / stage.split("@", 1)[1] / "cost.json").read_text())
-    if stage.startswith("train"):
+    m = yaml.safe_load((project / "models" / (f"{key}-matched" if kind == "ngram_matched" else key)
+                        / "cost.json").read_text())
+    if kind.startswith("train"):
         return m.get("wall_s", 0.0) + m.get("test_s", 0.0)
-    return m.get("estimate_s")
+    return m.get("estimate_s", 0.0) + m.get("score_s", 0.0)
 
 
 def measure(base: Path, tracking: bool, rounds: int) -> dict:
@@ -189,7 +192,7 @@ def default_repro(project: Path, rounds: int) -> None:
     print("\n| forced `dvc repro` of the default grid | s |")
     print("| --- | ---: |")
     print(f"| wall time (tuning stages, {tuning:.1f} s, left out) | {total:.1f} |")
-    print(f"| the runs' own work (train `wall_s` + `test_s`, n-gram `estimate_s`) | {own_sum:.1f} |")
+    print(f"| the runs' own work (train `wall_s` + `test_s`, n-gram `estimate_s` + `score_s`) | {own_sum:.1f} |")
     print(f"| share outside that work | {1 - own_sum / total:.1%} |")
     print(f"| train stages: mean wall in the repro / mean own `wall_s` | "
           f"{statistics.mean(w for _, w in train):.2f} / {statistics.mean(own[n] for n, _ in train):.2f} |")

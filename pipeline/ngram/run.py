@@ -73,8 +73,10 @@ def ngram_run(params: Params, corpus: str, order: int, matched: bool = False) ->
     arpa = paths.arpa_name(cfg.arpa_gzip)
 
     scorer = NgramScorer(fit.model, cfg.unit, tok.unk_marker)
+    start = time.perf_counter()
     valid = evaluate(scorer, texts["valid"], params.eval.segment_lines)
     test, segments = evaluate_segments(scorer, texts["test"], params.eval.segment_lines)
+    score_s = time.perf_counter() - start  # as a train run's valid scoring (in its wall_s) and test_s
     metrics = {
         "run": rd.run,
         "stage": stage,
@@ -94,7 +96,7 @@ def ngram_run(params: Params, corpus: str, order: int, matched: bool = False) ->
         "data": "RNN budget" if matched else "whole split",
         "discounts": fit.discounts.round(6).tolist(),
     }
-    return RunResult(metrics, {"estimate_s": round(estimate_s, 3)}, files={arpa: lambda path: write_arpa(fit.model, path),
+    return RunResult(metrics, {"estimate_s": round(estimate_s, 3), "score_s": round(score_s, 3)}, files={arpa: lambda path: write_arpa(fit.model, path),
                                      paths.CONFIG: lambda path: write_json(path, config)},
                      obsolete=(paths.arpa_name(not cfg.arpa_gzip),), segments=segments, tracker=tracker,
                      logged=[paths.tokenizer_file(corpus, cfg.unit)])  # a stale file of the other format
