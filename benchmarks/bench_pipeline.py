@@ -37,6 +37,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from pipeline.config import LM_TYPES  # noqa: E402
 from pipeline.forkserver import SWITCH  # noqa: E402
 from tests.helpers import dvc_project, repo_params, write_scenes  # noqa: E402
 
@@ -201,7 +202,10 @@ def default_repro(project: Path, rounds: int) -> None:
     print("| --- | ---: | ---: | ---: | ---: |")
     kinds: dict[str, list[tuple[float, float]]] = {}
     for name, wall in stages:
-        kinds.setdefault(name.split("@", 1)[0], []).append((wall, own[name] or 0.0))
+        kind, _, key = name.partition("@")
+        if kind in ("train", "train_seed"):  # one row per LM type: <corpus>-<lm>-<cell>-...
+            kind += f" ({next((p for p in key.split('-') if p in LM_TYPES), '?')})"
+        kinds.setdefault(kind, []).append((wall, own[name] or 0.0))
     for kind, rows in kinds.items():
         w, o = sum(r[0] for r in rows), sum(r[1] for r in rows)
         print(f"| {kind} | {len(rows)} | {w:.1f} | {o:.1f} | {(w - o) / len(rows):.2f} |")
