@@ -22,6 +22,7 @@ Prints markdown tables with ratios. Measurement only: nothing here changes the p
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import shutil
@@ -37,7 +38,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.config import LM_TYPES  # noqa: E402
+from pipeline import paths  # noqa: E402
 from pipeline.forkserver import SWITCH  # noqa: E402
 from tests.helpers import dvc_project, repo_params, write_scenes  # noqa: E402
 
@@ -91,17 +92,26 @@ def seconds(cmd: list[str], env: dict, cwd: Path, rounds: int = 1) -> float:
     return statistics.median(times)
 
 
-def own_seconds(project: Path, stage: str) -> float | None:
+OWN_WORK = ("train", "train_seed", "ngram", "ngram_matched")  # the stage kinds whose runs' work is counted
+
+
+def run_dirs(project: Path) -> dict[str, Path]:
+    """The run folder (models/<run>) of every stage that counts its own work, as dvc.lock names
+    the stage's outs."""
+    lock = yaml.safe_load((project / "dvc.lock").read_text())["stages"]
+    return {name: project / out["path"] for name, entry in lock.items() if name.partition("@")[0] in OWN_WORK
+            for out in entry["outs"] if out["path"].startswith("models/")}
+
+
+def own_seconds(run_dir: Path | None) -> float | None:
     """The run's own time from its cost file: a train run's wall_s (training, every part's, and
     valid scoring each epoch) and test_s (its final test scoring); an n-gram's estimate_s and
-    score_s (its valid and test scoring)."""
-    kind, key = stage.split("@", 1) if "@" in stage else (stage, "")
-    if kind not in ("train", "train_seed", "ngram", "ngram_matched"):
+    score_s (its valid and test scoring). None for a stage that is no run."""
+    if run_dir is None:
         return None
-    m = yaml.safe_load((project / "models" / (f"{key}-matched" if kind == "ngram_matched" else key)
-                        / "cost.json").read_text())
-    if kind.startswith("train"):
-        return m.get("wall_s", 0.0) + m.get("test_s", 0.0)
+    m = yaml.safe_load((run_dir / "cost.json").read_text())
+    if "wall_s" in m:
+        return m["wall_s"] + m.get("test_s", 0.0)
     return m.get("estimate_s", 0.0) + m.get("score_s", 0.0)
 
 
@@ -129,7 +139,8 @@ def measure(base: Path, tracking: bool, rounds: int) -> dict:
         "import stages.train (all it imports)": seconds(py + ["-c", "import stages.train"], env, project, rounds),
     }
     lock = yaml.safe_load((project / "dvc.lock").read_text())["stages"]
-    owns = {name: own_seconds(project, name) for name, _ in stages}  # before the commands re-make them
+    dirs = run_dirs(project)
+    owns = {name: own_seconds(dirs.get(name)) for name, _ in stages}  # before the commands re-make them
     rows = []
     for name, wall in stages:
         alone = None
@@ -186,7 +197,8 @@ def default_repro(project: Path, rounds: int) -> None:
     # tuning (tune@, train_tuned@) is not part of the grid: its stages are left out of both sides
     tuning = sum(w for n, w in stages if n.startswith(("tune@", "train_tuned@")))
     total = whole - tuning
-    own = {name: own_seconds(project, name) for name, _ in stages}
+    dirs = run_dirs(project)
+    own = {name: own_seconds(dirs.get(name)) for name, _ in stages}
     own_sum = sum(v for v in own.values() if v is not None)
     train = [(n, w) for n, w in stages if n.startswith(("train@", "train_seed@"))]
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
@@ -202,9 +214,9 @@ def default_repro(project: Path, rounds: int) -> None:
     print("| --- | ---: | ---: | ---: | ---: |")
     kinds: dict[str, list[tuple[float, float]]] = {}
     for name, wall in stages:
-        kind, _, key = name.partition("@")
-        if kind in ("train", "train_seed"):  # one row per LM type: <corpus>-<lm>-<cell>-...
-            kind += f" ({next((p for p in key.split('-') if p in LM_TYPES), '?')})"
+        kind = name.partition("@")[0]
+        if kind in ("train", "train_seed"):  # one row per LM type, as the run's results name it
+            kind += f" ({json.loads((project / paths.RESULTS / f'{dirs[name].name}.json').read_text())['lm']})"
         kinds.setdefault(kind, []).append((wall, own[name] or 0.0))
     for kind, rows in kinds.items():
         w, o = sum(r[0] for r in rows), sum(r[1] for r in rows)
