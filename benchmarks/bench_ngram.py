@@ -315,7 +315,7 @@ def stage_table(args) -> None:
                     row["wall"].append(run["wall"])
                     row["cpu"].append(run["cpu"])
                     row["mb"] = (tmp / "lmplz.arpa").stat().st_size / 2**20
-            metrics = json.loads((tmp / f"project/metrics/{corpus}-ngram-{order}.json").read_text())
+            metrics = json.loads((tmp / f"project/results/{corpus}-ngram-{order}.json").read_text())  # the run's full record
             print(f"order {order}: {metrics['train_tokens']:,} train tokens, {metrics['n_params']:,} n-grams")
         load = f"load average {load[0]:.2f} at the start, {os.getloadavg()[0]:.2f} at the end ({os.cpu_count()} CPUs)"
 
