@@ -18,10 +18,12 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
+from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 from pipeline.errors import UserError
 from pipeline.io import read_json
+from pipeline.tuning import study as tuning_study
 from stages import download, prepare, tokenize
 from stages import train_tuned as train_tuned_stage
 from stages import tune as tune_stage
@@ -391,6 +393,37 @@ def test_local_workers_on_sqlite_survive_a_worker_killed_mid_trial(project, tmp_
     assert retry.user_attrs["worker"] != victim.user_attrs["worker"]
     check_exact(study, 6)
     assert len({t.user_attrs["worker"] for t in finished(study)}) >= 2, out
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+def test_a_worker_whose_trial_was_given_up_as_stale_moves_on(project, tmp_path, monkeypatch, caplog):
+    """A worker that stalls past the grace period (suspended, swapping) finds its trial FAIL when it
+    wakes, given up by another worker: it says so and runs on, its checkpoints left to the retry,
+    and the study ends with exactly n_trials finished (a worker died of this on a loaded machine)."""
+    project(n_trials=3, pruner={"kind": "none"})
+    storage = f"sqlite:///{tmp_path / 'studies.optuna.db'}"
+    real, given_up = tuning_study.train_run, []
+
+    def stalls_at_its_end(*args, **kw):
+        out = real(*args, **kw)
+        if not given_up:  # what another worker's optuna.storages.fail_stale_trials does meanwhile
+            study = study_of(storage)
+            (t,) = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+            RetryHeartbeatStaleTrialCallback(max_retry=3)(study, study._storage.get_trial(t._trial_id))
+            given_up.append(t.number)
+        return out
+
+    monkeypatch.setattr(tuning_study, "train_run", stalls_at_its_end)
+    with caplog.at_level("WARNING"):
+        tune_stage.main([T])
+    trials = study_of(storage).get_trials()
+    (stale,) = [t for t in trials if t.state == TrialState.FAIL]
+    assert stale.number == given_up[0] and "valid_bits_per_char" not in stale.user_attrs
+    (retry,) = [t for t in trials if t.system_attrs.get("failed_trial") == stale.number]
+    assert retry.state == TrialState.COMPLETE and retry.params == stale.params
+    assert len(finished_(trials)) == 3
+    assert f"trial {stale.number} [" in caplog.text and "given up as stale" in caplog.text
 
 
 # ----------------------------------------------------------------------------- MLflow

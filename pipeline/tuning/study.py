@@ -324,9 +324,13 @@ def trial_run(setup: Setup, frozen) -> str:
 
 
 def run_trial(setup: Setup, study: optuna.Study, storage, trial: optuna.Trial, label: str) -> None:
+    """Train one trial and tell the study. The heartbeat beats until the trial is told, so only a
+    worker that stalls (suspended, swapping, SIGSTOP) past the grace period loses its trial; when it
+    wakes, whatever it writes next finds the trial FAIL, and it moves on: the retry counts."""
     t0 = time.monotonic()
     frozen = storage.get_trial(trial._trial_id)
     run = trial_run(setup, frozen)
+    result, state = None, TrialState.FAIL
     try:
         with Heartbeat(storage, trial._trial_id, setup.tune.heartbeat.interval_s):
             trial.set_user_attr("worker", label)
@@ -336,14 +340,35 @@ def run_trial(setup: Setup, study: optuna.Study, storage, trial: optuna.Trial, l
             pruning = Pruning(trial, setup.tune.diverged_value)
             result = train_run(params, setup.spec(run), callbacks=[pruning], progress=False,
                                report_every=setup.tune.report_every, tags=_trial_tags(setup, study, trial))
+            state, value = _tell(setup, study, trial, result, pruning)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        log.warning("trial %d [%s] was given up as stale meanwhile; its retry counts instead", trial.number, label)
     except BaseException as e:
         _give_up(study, storage, trial, e)
         raise
+    if result is None:
+        return
+    tracker = _tracker(result)
+    if tracker is not None:
+        _annotate(setup, study, storage, trial, tracker, state, values)
+        tracker.finish(result.result, [], None)
+    if state == TrialState.FAIL:
+        return  # its checkpoints stay: the retry resumes them
+    shutil.rmtree(paths.RunDir(run).checkpoint_root, ignore_errors=True)  # the study keeps the result
+    shown_values = ", ".join(f"{k.rsplit('.', 1)[-1]}={_fmt(v)}" for k, v in values.items())
+    outcome = ("diverged" if result.result["diverged"] else f"pruned at epoch {pruning.epoch:.2f}"
+               if state == TrialState.PRUNED else f"valid {value:.4f} bits/char")
+    log.info("trial %d [%s]: %s (%s) in %.1f s", trial.number, label, outcome, shown_values, time.monotonic() - t0)
+
+
+def _tell(setup: Setup, study: optuna.Study, trial: optuna.Trial, result, pruning: Pruning) -> tuple[TrialState, float | None]:
+    """The trial's attributes and its value (the diverged value for a diverged run, none for a
+    pruned one) to the study; returns the state told and the value."""
     m = result.result
     diverged = bool(m["diverged"])
     pruned = not diverged and (pruning.pruned or bool(m["stopped_early"]))
     value = setup.tune.diverged_value if diverged else None if pruned else m["valid"]["bits_per_char"]
-    tracker = result.tracker if result.tracker is not None and result.tracker.enabled else None
+    tracker = _tracker(result)
     attrs = {"diverged": diverged, "epochs": pruning.epoch or float(m["epochs"]),  # where training stopped
              "valid_bits_per_char": (m["valid"] or {}).get("bits_per_char"), "train_wall_s": result.cost["wall_s"],
              "valid_losses": [r["valid_loss"] for r in result.records],
@@ -351,20 +376,13 @@ def run_trial(setup: Setup, study: optuna.Study, storage, trial: optuna.Trial, l
     for k, v in attrs.items():
         trial.set_user_attr(k, v)
     state = TrialState.PRUNED if pruned else TrialState.COMPLETE
-    try:
-        study.tell(trial, value, state=state)
-    except optuna.exceptions.UpdateFinishedTrialError:  # this worker stalled past the grace period
-        log.warning("trial %d was given up as stale meanwhile; its retry counts instead", trial.number)
-        state = TrialState.FAIL
-    if tracker is not None:
-        _annotate(setup, study, storage, trial, tracker, state, values)
-        tracker.finish(m, [], None)
-    if state != TrialState.FAIL:
-        shutil.rmtree(paths.RunDir(run).checkpoint_root, ignore_errors=True)  # the study keeps the result
-    shown_values = ", ".join(f"{k.rsplit('.', 1)[-1]}={_fmt(v)}" for k, v in values.items())
-    outcome = ("diverged" if diverged else f"pruned at epoch {pruning.epoch:.2f}" if pruned
-               else f"valid {value:.4f} bits/char")
-    log.info("trial %d [%s]: %s (%s) in %.1f s", trial.number, label, outcome, shown_values, time.monotonic() - t0)
+    study.tell(trial, value, state=state)
+    return state, value
+
+
+def _tracker(result):
+    """The run's tracker, None where tracking is off."""
+    return result.tracker if result.tracker is not None and result.tracker.enabled else None
 
 
 def _fmt(v: Any) -> str:
