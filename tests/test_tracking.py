@@ -186,31 +186,55 @@ def test_a_killed_and_resumed_run_is_one_finished_mlflow_run(tmp_path):
     assert_complete(uri, epochs=6)
 
 
-def test_a_resumed_run_logs_no_step_twice(tmp_path, monkeypatch):
-    """A kill can land after an epoch's metrics (and live points) reached the store but before
-    its checkpoint: the resumed run trains that epoch again and sends the same steps again."""
+def tracker_session(state_dir: Path, epochs) -> "Tracker":
+    """A run's tracker as a stage opens it (resuming the run `state_dir` names), fed `epochs`."""
     from pipeline.config import TrackingConfig
     from pipeline.tracking import Tracker
 
-    uri = f"sqlite:///{tmp_path / 'store.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    t = Tracker(TrackingConfig(), corpus="toy", run="r", stage="train@r", params_hash="h", params={"lm": "word"},
+                tags={}, state_dir=state_dir)
+    t.started()
+    for epoch in epochs:
+        t.on_sync({"step": 10 * epoch, "train_loss": 1.0 / epoch})
+        t.on_epoch_end({"epoch": epoch, "train_loss": 1.0 / epoch, "valid_bits_per_char": 2.0 / epoch})
+    return t
 
-    def session(epochs) -> Tracker:
-        t = Tracker(TrackingConfig(), corpus="toy", run="r", stage="train@r", params_hash="h", params={"lm": "word"},
-                    tags={}, state_dir=tmp_path / "state")
-        t.started()
-        for epoch in epochs:
-            t.on_sync({"step": 10 * epoch, "train_loss": 1.0 / epoch})
-            t.on_epoch_end({"epoch": epoch, "train_loss": 1.0 / epoch, "valid_bits_per_char": 2.0 / epoch})
-        return t
 
-    session([1, 2]).close()  # killed after epoch 2 was logged, its last checkpoint at the end of epoch 1
-    session([2, 3]).finish({"run": "r", "test": {"bits_per_char": 1.5}, "diverged": False}, [], None)
+def the_run(uri: str):
     client = MlflowClient(uri)
     (run,) = client.search_runs([client.get_experiment_by_name("toy").experiment_id])
+    return client, run
+
+
+RESULT = {"run": "r", "test": {"bits_per_char": 1.5}, "diverged": False}
+
+
+def test_a_resumed_run_logs_no_step_twice(tmp_path, monkeypatch):
+    """A kill can land after an epoch's metrics (and live points) reached the store but before
+    its checkpoint: the resumed run trains that epoch again and sends the same steps again."""
+    uri = f"sqlite:///{tmp_path / 'store.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    tracker_session(tmp_path / "state", [1, 2]).close()  # killed after epoch 2 was logged, its last checkpoint at epoch 1
+    tracker_session(tmp_path / "state", [2, 3]).finish(RESULT, [], None)
+    client, run = the_run(uri)
     assert run.info.status == "FINISHED"
     for key, steps in (("valid_bits_per_char", [1, 2, 3]), ("train_loss", [1, 2, 3]), ("train_loss_live", [10, 20, 30])):
         assert sorted(m.step for m in client.get_metric_history(run.info.run_id, key)) == steps, key
+
+
+def test_a_finished_run_run_again_is_left_as_it_is(tmp_path, monkeypatch):
+    """`dvc repro -f`, or a member whose outputs were deleted, runs a finished run again: it
+    resumes its last checkpoint and finds its MLflow run FINISHED. That run stays as it was (the
+    agent used to end it KILLED when the stage exited)."""
+    uri = f"sqlite:///{tmp_path / 'store.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    tracker_session(tmp_path / "state", [1, 2]).finish(RESULT, [], None)
+    _, before = the_run(uri)
+    again = tracker_session(tmp_path / "state", [])
+    assert again.finished_already and again.run_id == before.info.run_id
+    again.finish(RESULT, [], None)
+    _, after = the_run(uri)
+    assert (after.info.status, after.info.end_time) == ("FINISHED", before.info.end_time)
 
 
 def test_an_unreachable_server_stops_the_stage_before_training(tmp_path):

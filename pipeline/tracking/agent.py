@@ -93,6 +93,7 @@ class _Conn:
             if msg["op"] == "start":
                 self.client, self.run_id, finished = self.agent.start(msg)
                 self.logged = {} if self.run_id == msg["resume"] else None
+                self.done = finished  # left as it is: the stage's exit must not end it KILLED
                 self.send(ok=True, run_id=self.run_id, finished=finished)
             elif msg["op"] == "metrics" and self.client is not None:
                 if metrics := self.unlogged(msg["metrics"], msg["step"]):
