@@ -21,6 +21,7 @@ its socket) ends the run KILLED; the agent closes the connection once that is do
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
@@ -74,16 +75,19 @@ class _Conn:
 
     def serve(self) -> None:
         try:
-            for line in self.sock.makefile("r", encoding="utf-8"):
-                self.handle(json.loads(line))
+            with self.sock.makefile("r", encoding="utf-8") as lines:
+                for line in lines:
+                    self.handle(json.loads(line))
             if self.client is not None and not self.done:
                 try:
                     self.flush()
                     self.client.set_terminated(self.run_id, "KILLED")  # the stage stopped before the run ended
                 except Exception as e:
                     print(f"tracking: run {self.run_id} not ended: {e}", file=sys.stderr)
-        finally:
-            self.sock.close()  # only now: a stage that waits for it knows the run is ended
+        finally:  # only now: a stage that waits for the close knows the run is ended
+            with contextlib.suppress(OSError):  # the socket stays open while a file made from it is
+                self.out.close()
+            self.sock.close()
             self.agent.left()
 
     def handle(self, msg: dict) -> None:
