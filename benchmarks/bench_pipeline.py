@@ -22,7 +22,6 @@ Prints markdown tables with ratios. Measurement only: nothing here changes the p
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import shutil
@@ -40,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 from pipeline import paths  # noqa: E402
 from pipeline.forkserver import SWITCH  # noqa: E402
+from pipeline.io import read_json  # noqa: E402
 from tests.helpers import dvc_project, repo_params, write_scenes  # noqa: E402
 
 WORDS = "the king and queen of rome speak to a fool who sings while lords come and go".split()
@@ -109,7 +109,7 @@ def own_seconds(run_dir: Path | None) -> float | None:
     score_s (its valid and test scoring). None for a stage that is no run."""
     if run_dir is None:
         return None
-    m = yaml.safe_load((run_dir / "cost.json").read_text())
+    m = read_json(run_dir / paths.COST)
     if "wall_s" in m:
         return m["wall_s"] + m.get("test_s", 0.0)
     return m.get("estimate_s", 0.0) + m.get("score_s", 0.0)
@@ -216,7 +216,7 @@ def default_repro(project: Path, rounds: int) -> None:
     for name, wall in stages:
         kind = name.partition("@")[0]
         if kind in ("train", "train_seed"):  # one row per LM type, as the run's results name it
-            kind += f" ({json.loads((project / paths.RESULTS / f'{dirs[name].name}.json').read_text())['lm']})"
+            kind += f" ({read_json(project / paths.RESULTS / f'{dirs[name].name}.json')['lm']})"
         kinds.setdefault(kind, []).append((wall, own[name] or 0.0))
     for kind, rows in kinds.items():
         w, o = sum(r[0] for r in rows), sum(r[1] for r in rows)

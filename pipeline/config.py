@@ -858,15 +858,16 @@ def load_raw(path: str | Path = "params.yaml") -> Any:
 # such stage's entry in dvc.lock, and it parses and rewrites the whole lock after each stage it runs
 # (ruamel's round trip, about 0.15 ms a line). 48 grid members made the lock 5,156 lines and that
 # 0.77 s a stage. Instead these stages depend on the digest of the keys' values for their LM type,
-# data/params/train-<lm>.json (`params_digest`, written by stage check_params): one file per LM type,
+# data/params/train-<lm>.json (`train_params_digest`, written by stage check_params): one file per LM type,
 # which changes exactly when one of the values does, so DVC re-runs the same stages as for params.
 TRAIN_PARAMS = ("train", "train_overrides.{lm}", "eval")
 
 
-def params_digest(raw: dict, keys: Iterable[str]) -> str:
-    """The values of the dotted `keys` in raw params (None where absent), as canonical JSON."""
+def train_params_digest(raw: dict, lm: str) -> str:
+    """The values of TRAIN_PARAMS for LM type `lm` in raw params (None where absent), as
+    canonical JSON: data/params/train-<lm>.json."""
     values = {}
-    for key in keys:
+    for key in (k.format(lm=lm) for k in TRAIN_PARAMS):
         node: Any = raw
         for part in key.split("."):
             node = node.get(part) if isinstance(node, dict) else None

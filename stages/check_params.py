@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 
 from pipeline import paths
-from pipeline.config import LM_TYPES, TRAIN_PARAMS, load_raw, params_digest, parse_params
+from pipeline.config import LM_TYPES, load_raw, parse_params, train_params_digest
 from pipeline.io import write_text
 from stages._cli import run
 
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> None:
     raw = load_raw()
     parse_params(raw)
     for lm in LM_TYPES:
-        write_text(paths.train_params_file(lm), params_digest(raw, (k.format(lm=lm) for k in TRAIN_PARAMS)))
+        write_text(paths.train_params_file(lm), train_params_digest(raw, lm))
     write_text(paths.PARAMS_CHECKED, "params.yaml is valid\n")
 
 

@@ -6,7 +6,7 @@ import re
 import pytest
 import yaml
 
-from pipeline.config import TRAIN_PARAMS, load_params, params_digest, parse_params
+from pipeline.config import load_params, parse_params, train_params_digest
 from pipeline.errors import UserError
 from tests.helpers import repo_params, run_stage, set_key
 
@@ -39,22 +39,18 @@ def test_one_training_config_per_grid_member():
     assert (hybrid.speller.model.cell, hybrid.speller.model.dropout, hybrid.speller.optim.clip) == ("lstm", 0.0, 0.0)
 
 
-def train_digest(raw: dict, lm: str) -> str:
-    return params_digest(raw, (k.format(lm=lm) for k in TRAIN_PARAMS))
-
-
 def test_the_train_params_digest_changes_with_its_own_values_alone():
     raw = repo_params()
-    word, char = train_digest(raw, "word"), train_digest(raw, "char")
+    word, char = train_params_digest(raw, "word"), train_params_digest(raw, "char")
     assert json.loads(word) == {"train": raw["train"], "train_overrides.word": raw["train_overrides"]["word"],
                                 "eval": raw["eval"]}
     other_lm = set_key(repo_params(), "train_overrides.char.optim.lr", 0.5)
-    assert train_digest(other_lm, "word") == word and train_digest(other_lm, "char") != char
-    assert train_digest(set_key(repo_params(), "eval.bptt", 7), "word") != word
-    assert train_digest(set_key(repo_params(), "ngram.orders", [2]), "word") == word
-    assert train_digest(dict(reversed(raw.items())), "word") == word  # the file's key order is no change
+    assert train_params_digest(other_lm, "word") == word and train_params_digest(other_lm, "char") != char
+    assert train_params_digest(set_key(repo_params(), "eval.bptt", 7), "word") != word
+    assert train_params_digest(set_key(repo_params(), "ngram.orders", [2]), "word") == word
+    assert train_params_digest(dict(reversed(raw.items())), "word") == word  # the file's key order is no change
     del raw["eval"]
-    assert json.loads(train_digest(raw, "word"))["eval"] is None
+    assert json.loads(train_params_digest(raw, "word"))["eval"] is None
 
 
 @pytest.mark.parametrize("lm, over, expected", [
