@@ -18,6 +18,7 @@ import json
 import os
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import IO, Any, Iterator
 
@@ -138,22 +139,27 @@ def smallest_uint(n: int) -> np.dtype:
 
 
 @contextlib.contextmanager
-def exclusive(lock_file: str | os.PathLike, what: str) -> Iterator[None]:
-    """Hold an OS lock on `lock_file` (created if missing) for the block: a second holder gets
-    a UserError naming the PID that has it. The OS drops the lock when its process dies, so a
-    killed holder never leaves a stale lock."""
+def exclusive(lock_file: str | os.PathLike, what: str, wait_s: float = 0.0) -> Iterator[None]:
+    """Hold an OS lock on `lock_file` (created if missing) for the block: a second holder waits
+    up to `wait_s` for it, then gets a UserError naming the PID that has it. The OS drops the
+    lock when its process dies, so a killed holder never leaves a stale lock."""
     lock_file = Path(lock_file)
     with storage_errors(lock_file):
         lock_file.parent.mkdir(parents=True, exist_ok=True)
         f = open(lock_file, "a+", encoding="utf-8")
     with f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.seek(0)
-            holder = f.read().strip() or "unknown"
-            raise UserError(f"{what} is in use by process {holder} (lock {lock_file}); "
-                            "wait for it to finish or stop it") from None
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    f.seek(0)
+                    holder = f.read().strip() or "unknown"
+                    raise UserError(f"{what} is in use by process {holder} (lock {lock_file}); "
+                                    "wait for it to finish or stop it") from None
+                time.sleep(0.1)
         f.seek(0)
         f.truncate()
         f.write(f"{os.getpid()}\n")

@@ -11,6 +11,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -21,8 +22,10 @@ import yaml
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
+from pipeline import paths
 from pipeline.errors import UserError
-from pipeline.io import read_json
+from pipeline.io import exclusive, read_json
+from pipeline.rnn import run as rnn_run
 from pipeline.tuning import study as tuning_study
 from stages import download, prepare, tokenize
 from stages import train_tuned as train_tuned_stage
@@ -395,23 +398,35 @@ def test_local_workers_on_sqlite_survive_a_worker_killed_mid_trial(project, tmp_
     assert len({t.user_attrs["worker"] for t in finished(study)}) >= 2, out
 
 
+def hold_run(run: str, held: threading.Event, seconds: float = 2.0) -> None:
+    """Hold run `run`'s lock, as the process training it does, for `seconds`."""
+    with exclusive(paths.RunDir(run).checkpoint_root / rnn_run.LOCK, f"run {run}"):
+        held.set()
+        time.sleep(seconds)
+
+
 @pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 def test_a_worker_whose_trial_was_given_up_as_stale_moves_on(project, tmp_path, monkeypatch, caplog):
     """A worker that stalls past the grace period (suspended, swapping) finds its trial FAIL when it
     wakes, given up by another worker: it says so and runs on, its checkpoints left to the retry,
-    and the study ends with exactly n_trials finished (a worker died of this on a loaded machine)."""
+    and the study ends with exactly n_trials finished (a worker died of this on a loaded machine).
+    The retry waits for the stalled worker to let go of the run rather than fail on its lock."""
     project(n_trials=3, pruner={"kind": "none"})
     storage = f"sqlite:///{tmp_path / 'studies.optuna.db'}"
     real, given_up = tuning_study.train_run, []
 
-    def stalls_at_its_end(*args, **kw):
-        out = real(*args, **kw)
+    def stalls_at_its_end(params, spec, *args, **kw):
+        out = real(params, spec, *args, **kw)
         if not given_up:  # what another worker's optuna.storages.fail_stale_trials does meanwhile
             study = study_of(storage)
             (t,) = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
             study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
             RetryHeartbeatStaleTrialCallback(max_retry=3)(study, study._storage.get_trial(t._trial_id))
             given_up.append(t.number)
+            # a stalled worker wakes still holding the run: it lets go a moment after the retry starts
+            held = threading.Event()
+            threading.Thread(target=hold_run, args=(spec.run, held), daemon=True).start()
+            held.wait()
         return out
 
     monkeypatch.setattr(tuning_study, "train_run", stalls_at_its_end)

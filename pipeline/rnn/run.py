@@ -114,10 +114,12 @@ LOCK = "lock"  # checkpoints/<run>/lock: held while the run trains
 
 
 def train_run(params: Params, spec: RunSpec, callbacks=(), progress: bool = True,
-              report_every: float | None = None, tags: dict[str, str] | None = None) -> RunResult:
+              report_every: float | None = None, tags: dict[str, str] | None = None,
+              lock_wait_s: float = 0.0) -> RunResult:
     """Train and score one grid member. `callbacks` see the MODEL part's epochs (and, with
     `report_every`, its intermediate valid scores: see `train`). `tags`: more MLflow tags of the
-    run, set when it is created (a tuning trial's parent run, for one).
+    run, set when it is created (a tuning trial's parent run, for one). `lock_wait_s`: how long
+    to wait for another process that trains the same run to let go (by default: not at all).
 
     Resumes from the checkpoints of the same params hash (a killed run, or a finished one:
     then nothing is trained); other params train from scratch in a folder of their own. The
@@ -131,7 +133,8 @@ def train_run(params: Params, spec: RunSpec, callbacks=(), progress: bool = True
     config = {**asdict(spec), "train": cfg.model_dump(), "eval": params.eval.model_dump()}
     tracker = None  # rank 0's alone
     # one trainer per run (its group's rank 0 holds the lock)
-    with exclusive(rd.checkpoint_root / LOCK, f"run {spec.run}") if group.writer else contextlib.nullcontext():
+    lock = exclusive(rd.checkpoint_root / LOCK, f"run {spec.run}", lock_wait_s)
+    with lock if group.writer else contextlib.nullcontext():
         if group.writer:
             others = [d for d in rd.checkpoint_root.glob("*") if d.is_dir() and d.name != h]
             tracker = Tracker(params.tracking, corpus=spec.corpus, run=spec.run, stage=spec.stage,

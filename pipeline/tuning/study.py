@@ -323,6 +323,12 @@ def trial_run(setup: Setup, frozen) -> str:
     return f"{setup.study}-trial-{frozen.system_attrs.get('failed_trial', frozen.number)}"
 
 
+# A retry trains the run of the trial it replaces. When that trial went stale because its worker
+# stalled rather than died, the worker wakes still holding the run, and stops at its next report
+# to the study (which finds the trial FAIL): the retry waits for it, up to this long.
+RETRY_LOCK_WAIT_S = 600.0
+
+
 def run_trial(setup: Setup, study: optuna.Study, storage, trial: optuna.Trial, label: str) -> None:
     """Train one trial and tell the study. The heartbeat beats until the trial is told, so only a
     worker that stalls (suspended, swapping, SIGSTOP) past the grace period loses its trial; when it
@@ -339,7 +345,8 @@ def run_trial(setup: Setup, study: optuna.Study, storage, trial: optuna.Trial, l
             params = sp.trial_params(setup.raw, setup.target, values, setup.tune.trial, f"tune trial {trial.number}")
             pruning = Pruning(trial, setup.tune.diverged_value)
             result = train_run(params, setup.spec(run), callbacks=[pruning], progress=False,
-                               report_every=setup.tune.report_every, tags=_trial_tags(setup, study, trial))
+                               report_every=setup.tune.report_every, tags=_trial_tags(setup, study, trial),
+                               lock_wait_s=RETRY_LOCK_WAIT_S if "failed_trial" in frozen.system_attrs else 0.0)
             state, value = _tell(setup, study, trial, result, pruning)
     except optuna.exceptions.UpdateFinishedTrialError:
         log.warning("trial %d [%s] was given up as stale meanwhile; its retry counts instead", trial.number, label)
