@@ -156,6 +156,24 @@ def test_a_run_dvc_restored_elsewhere_is_logged_once_by_the_report_stage(tmp_pat
     assert run("dvc", "repro", "-s", "-f", "report").returncode == 0  # idempotent
     assert all(len(v) == 1 for v in runs_by_name(f"sqlite:///{d / 'mlflow.db'}").values())
 
+    # a store that does not answer: one line that names it, exit 2, the report left as it was
+    set_param(d / "params.yaml", "tracking.timeout_s", 2.0)
+    report = (d / "reports/README.md").read_bytes()
+    r = subprocess.run([sys.executable, "-m", "stages", "report"], cwd=d, capture_output=True, text=True,
+                       env={**os.environ, "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}"})
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert "error: tracking store http://127.0.0.1:" in r.stderr and "no answer" in r.stderr
+    assert (d / "reports/README.md").read_bytes() == report
+
+
+def test_the_report_stage_leaves_mlflow_to_the_agent():
+    """Its sync goes through the tracking agent, which has mlflow imported (1.2 s) and the
+    store's client open from the stages before it."""
+    code = "import sys, stages.report; assert 'mlflow' not in sys.modules"
+    r = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1], capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stderr
+
 
 def test_a_killed_and_resumed_run_is_one_finished_mlflow_run(tmp_path):
     d, run = project(tmp_path, MLFLOW_TRACKING_URI="")

@@ -9,8 +9,9 @@ CPU-profile run's training) nor breaks when the store misbehaves mid-run:
   resumes each run, logs what it is sent. Each run is one connection on a Unix socket; if its
   stage dies, even by SIGKILL, the connection closes and the agent ends the run as KILLED: no
   run stays RUNNING.
-`store` holds everything that speaks to MLflow (the agent's and the report's sync of runs DVC
-restored from its cache); `pipeline/tracking/` is the only package that imports mlflow.
+The report stage's `sync` (of the runs DVC restored from its cache instead of running them) is
+a connection to the same agent. `store` holds everything that speaks to MLflow, for the agent
+alone; `pipeline/tracking/` is the only package that imports mlflow.
 """
 
 from pipeline.tracking.client import Tracker, resolve_store

@@ -14,6 +14,10 @@ no stage has been connected for IDLE_S seconds. Each connection is one run, JSON
                                              store (a study's run annotating its trials' runs)
     {"op": "end", "status", "metrics", "tags", "files", "curve", "run_name"} -> replies {"ok"} or
                                              {"ok": false, "error"}
+A connection may instead be the report stage's sync (pipeline/tracking/sync.py) of the runs DVC
+restored rather than ran:
+    {"op": "sync", "uri", "artifacts", "timeout_s", "experiment", "runs"}
+                                          -> replies {"ok", "runs": {name: [experiment id, run id]}}
 An error of a message that gets no reply comes back as {"warning": "..."}, which the stage prints.
 End of input before "end" (the stage exited or was killed, even by SIGKILL: the kernel closes
 its socket) ends the run KILLED; the agent closes the connection once that is done.
@@ -42,11 +46,11 @@ _HERE = Path(__file__).resolve().parent
 
 def socket_path() -> Path:
     """Where the agent of this interpreter, this checkout's tracking code and this MLflow
-    environment listens: stages that share all three share an agent; a changed agent or store
-    module, or another venv, gets an agent of its own."""
+    environment listens: stages that share all three share an agent; a changed module that the
+    agent runs, or another venv, gets an agent of its own."""
     return sidecar.socket_path("agent", [
         sys.executable, str(_HERE), *sorted(f"{k}={v}" for k, v in os.environ.items() if k.startswith("MLFLOW_")),
-        *((_HERE / name).read_bytes() for name in ("agent.py", "store.py"))])
+        *((_HERE / name).read_bytes() for name in ("agent.py", "store.py", "sync.py"))])
 
 
 class _Conn:
@@ -109,6 +113,8 @@ class _Conn:
             elif msg["op"] == "log" and self.client is not None:
                 store.log_batch(self.client, msg["run_id"], metrics=msg["metrics"], step=msg["step"],
                                 params=msg["params"], tags=msg["tags"])
+            elif msg["op"] == "sync":
+                self.send(ok=True, runs=self.agent.sync(msg))
             elif msg["op"] == "end" and self.client is not None:
                 self.flush()
                 self.agent.end(self.client, self.run_id, msg)
@@ -142,22 +148,27 @@ class Agent:
     def __init__(self):
         self.lock = threading.Lock()
         self.active, self.runs, self.last_left = 0, 0, time.monotonic()
-        self.clients: dict[str, object] = {}  # MlflowClient per store URI
+        self.clients: dict[str, tuple] = {}  # (MlflowClient, store.file_identity) per store URI
         self.plot_lock = threading.Lock()  # matplotlib's state is not thread-safe
 
     def connect(self, uri: str, timeout_s: float):
-        """The store's client, made once per URI; every run's start asks the store again, so one
-        that stopped answering is an error before that run trains."""
+        """The store's client, made once per URI (and sqlite file: see store.file_identity);
+        every run's start asks the store again, so one that stopped answering is an error
+        before that run trains."""
         from pipeline.tracking import store
 
+        ident = store.file_identity(uri)
         with self.lock:
-            client = self.clients.get(uri)
-        if client is None or uri.startswith(("http://", "https://")):
-            client = store.connect(uri, timeout_s)  # a health check, then a new client
-        else:
+            client, made_on = self.clients.get(uri, (None, None))
+        if client is not None and ident is not None and ident == made_on:
             client.search_experiments(max_results=1)
+        else:
+            if client is not None and ident != made_on:  # a sqlite file deleted or replaced (a reset store)
+                store.forget(uri)
+            client = store.connect(uri, timeout_s)  # HTTP: a health check first
+            ident = store.file_identity(uri)  # sqlite: the file exists now
         with self.lock:
-            self.clients[uri] = client
+            self.clients[uri] = (client, ident)
         return client
 
     def start(self, msg: dict):
@@ -200,6 +211,11 @@ class Agent:
                 client.log_artifact(run_id, str(png))
         client.set_terminated(run_id, msg["status"])
 
+    def sync(self, msg: dict) -> dict:
+        from pipeline.tracking import sync
+
+        return sync.log_missing(self.connect(msg["uri"], msg["timeout_s"]), msg)
+
     def joined(self) -> None:
         with self.lock:
             self.active += 1
@@ -235,7 +251,9 @@ class Agent:
 
     @staticmethod
     def _import() -> None:
-        from pipeline.tracking import store  # noqa: F401  mlflow: imported while the first stage loads its data
+        from pipeline.tracking import store  # mlflow: imported while the first stage loads its data
+
+        store.import_pyplot()  # and matplotlib, for the first learning curve (0.35 s)
 
 
 def main() -> None:

@@ -70,45 +70,28 @@ def flatten(d: dict, prefix: str = "") -> dict[str, object]:
     return out
 
 
-class Tracker:
-    """One run's MLflow side. Start it early (a new agent imports mlflow meanwhile), call
-    `started()` before training (a bad store is a UserError there), pass it to the trainer as
-    a callback, and hand it to the RunResult: `artifacts.write_run` calls `finish`.
-    `reopen`: a resumed run that had FINISHED runs again and is finished anew (a study's run,
-    continued by a later stage run); by default a finished run is left as it is."""
+class AgentConnection:
+    """A connection to this environment's agent (started when none listens), JSON lines both
+    ways: what a Tracker and the report's sync send it (the protocol: agent.py)."""
 
-    def __init__(self, cfg: TrackingConfig, *, corpus: str, run: str, stage: str, params_hash: str,
-                 params: dict, tags: dict[str, str], state_dir: Path | None = None, stale_dirs=(),
-                 reopen: bool = False):
-        self.enabled, self.state_dir, self.sock, self.run_name = cfg.enabled, state_dir, None, run
-        self.finished_already = False
-        if not self.enabled:
-            return
-        store = resolve_store(cfg)
-        self.uri = store.uri
-        resume = _read_id(state_dir) if state_dir else None
-        stale = [i for d in stale_dirs if (i := _read_id(d))]
+    sock: socket.socket | None = None
+
+    def open(self) -> None:
         self.sock, self.agent_error = _open_agent()
         if self.sock is not None:
             self.rfile = self.sock.makefile("r", encoding="utf-8")
             self.wfile = self.sock.makefile("w", encoding="utf-8", newline="\n")
-        self._send(op="start", uri=store.uri, artifacts=store.artifacts, timeout_s=cfg.timeout_s,
-                   experiment=cfg.experiment.replace("{corpus}", corpus), run_name=run, resume=resume, stale=stale,
-                   reopen=reopen,
-                   params={k: v for k, v in flatten(params).items()},
-                   tags={**git_tags(project_root()), "dvc_stage": stage, "params_hash": params_hash, **tags})
-        self.run_id: str | None = None
 
-    def _send(self, **msg) -> None:
+    def send(self, **msg) -> None:
         if self.sock is None:
             return
         try:
             self.wfile.write(json.dumps(msg, default=str) + "\n")
             self.wfile.flush()
         except OSError:
-            pass  # the agent died; started()/finish() report it
+            pass  # the agent died; the next reply reports it
 
-    def _reply(self) -> dict:
+    def reply(self) -> dict:
         """The agent's next reply; its warnings (a metric it could not log) are printed on the way."""
         if self.sock is None:
             return {"ok": False, "error": self.agent_error}
@@ -122,15 +105,61 @@ class Tracker:
             return {"ok": False, "error": f"the tracking agent did not answer ({e})"}
         return {"ok": False, "error": f"the tracking agent exited (its log: {agent.socket_path().with_suffix('.log')})"}
 
+    def close(self) -> None:
+        """End the connection; the agent closes its side once it is done with what it was sent
+        (a run not finished: ended KILLED), waited for here, so the store is settled on return."""
+        if self.sock is not None:
+            try:
+                self.wfile.close()
+                self.sock.shutdown(socket.SHUT_WR)
+                self.sock.settimeout(CLOSE_TIMEOUT_S)
+                while self.reply().get("ok", True):  # until end of input: warnings printed meanwhile
+                    pass
+            except OSError:
+                pass
+            self.sock.close()
+            self.sock = None
+
+
+def store_error(uri: str, error: str) -> UserError:
+    return UserError(f"tracking store {uri}: {error} (set tracking.enabled: false, "
+                     "or tracking.uri / MLFLOW_TRACKING_URI to a store that answers)")
+
+
+class Tracker(AgentConnection):
+    """One run's MLflow side. Start it early (a new agent imports mlflow meanwhile), call
+    `started()` before training (a bad store is a UserError there), pass it to the trainer as
+    a callback, and hand it to the RunResult: `artifacts.write_run` calls `finish`.
+    `reopen`: a resumed run that had FINISHED runs again and is finished anew (a study's run,
+    continued by a later stage run); by default a finished run is left as it is."""
+
+    def __init__(self, cfg: TrackingConfig, *, corpus: str, run: str, stage: str, params_hash: str,
+                 params: dict, tags: dict[str, str], state_dir: Path | None = None, stale_dirs=(),
+                 reopen: bool = False):
+        self.enabled, self.state_dir, self.run_name = cfg.enabled, state_dir, run
+        self.finished_already = False
+        if not self.enabled:
+            return
+        store = resolve_store(cfg)
+        self.uri = store.uri
+        resume = _read_id(state_dir) if state_dir else None
+        stale = [i for d in stale_dirs if (i := _read_id(d))]
+        self.open()
+        self.send(op="start", uri=store.uri, artifacts=store.artifacts, timeout_s=cfg.timeout_s,
+                   experiment=cfg.experiment.replace("{corpus}", corpus), run_name=run, resume=resume, stale=stale,
+                   reopen=reopen,
+                   params={k: v for k, v in flatten(params).items()},
+                   tags={**git_tags(project_root()), "dvc_stage": stage, "params_hash": params_hash, **tags})
+        self.run_id: str | None = None
+
     def started(self) -> None:
         """Wait for the agent to have opened the run; a store it cannot reach is a UserError."""
         if not self.enabled or self.run_id:
             return
-        reply = self._reply()
+        reply = self.reply()
         if not reply["ok"]:
             self.close()
-            raise UserError(f"tracking store {self.uri}: {reply['error']} (set tracking.enabled: false, "
-                            "or tracking.uri / MLFLOW_TRACKING_URI to a store that answers)")
+            raise store_error(self.uri, reply["error"])
         self.run_id, self.finished_already = reply["run_id"], reply.get("finished", False)
         if self.state_dir is not None:
             write_text(self.state_dir / RUN_ID_FILE, self.run_id + "\n")
@@ -139,16 +168,16 @@ class Tracker:
     def on_epoch_end(self, record: dict) -> None:
         if self.enabled and not self.finished_already:
             metrics = {k: v for k, v in record.items() if isinstance(v, (int, float)) and k != "epoch"}
-            self._send(op="metrics", metrics=metrics, step=record["epoch"])
+            self.send(op="metrics", metrics=metrics, step=record["epoch"])
 
     def on_sync(self, point: dict) -> None:
         if self.enabled and not self.finished_already:
-            self._send(op="live", metrics={"train_loss_live": point["train_loss"]}, step=point["step"])
+            self.send(op="live", metrics={"train_loss_live": point["train_loss"]}, step=point["step"])
 
     def on_valid(self, point: dict) -> None:
         """An intermediate valid score (train(report_every=...)): valid_bits_per_char_live at its step."""
         if self.enabled and not self.finished_already and "valid_bits_per_char" in point:
-            self._send(op="live", metrics={"valid_bits_per_char_live": point["valid_bits_per_char"]},
+            self.send(op="live", metrics={"valid_bits_per_char_live": point["valid_bits_per_char"]},
                        step=point["step"])
 
     def log_run(self, run_id: str, *, metrics: dict | None = None, step: int = 0, params: dict | None = None,
@@ -156,7 +185,7 @@ class Tracker:
         """Log to another run of the same store through this run's agent (no reply; an error is
         printed by the agent): how a study's run tags and annotates its trials' runs."""
         if self.enabled and run_id:
-            self._send(op="log", run_id=run_id, metrics=metrics or {}, step=step, params=params or {},
+            self.send(op="log", run_id=run_id, metrics=metrics or {}, step=step, params=params or {},
                        tags=tags or {})
 
     # the end ---------------------------------------------------------------------------------
@@ -167,29 +196,14 @@ class Tracker:
         if not self.enabled:
             return
         if not self.finished_already:
-            self._send(op="end", status="FINISHED", metrics=final_metrics(metrics), tags={"status": outcome(metrics)},
+            self.send(op="end", status="FINISHED", metrics=final_metrics(metrics), tags={"status": outcome(metrics)},
                        files=[str(Path(f).resolve()) for f in files if Path(f).is_file()],
                        curve=str(Path(curve).resolve()) if curve and Path(curve).is_file() else None,
                        run_name=self.run_name)
-            reply = self._reply()
+            reply = self.reply()
             if not reply["ok"]:
                 print(f"warning: tracking store {self.uri}: {reply['error']}", file=sys.stderr)
         self.close()
-
-    def close(self) -> None:
-        """End this run's connection; a run not finished is ended KILLED by the agent, which
-        closes its side once that is done (waited for here, so the store is settled on return)."""
-        if self.sock is not None:
-            try:
-                self.wfile.close()
-                self.sock.shutdown(socket.SHUT_WR)
-                self.sock.settimeout(CLOSE_TIMEOUT_S)
-                while self._reply().get("ok", True):  # until end of input: warnings printed meanwhile
-                    pass
-            except OSError:
-                pass
-            self.sock.close()
-            self.sock = None
 
 
 CLOSE_TIMEOUT_S = 60.0  # how long a stage waits at exit for the agent to settle its run

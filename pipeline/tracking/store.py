@@ -1,5 +1,5 @@
-"""Everything that speaks to MLflow: the store, experiments, runs. Imported by the agent (one
-run, in a side process) and by the report stage's sync, never by a training process."""
+"""Everything that speaks to MLflow: the store, experiments, runs. Imported by the tracking
+agent alone (a side process: see agent.py), never by a stage."""
 
 from __future__ import annotations
 
@@ -33,12 +33,40 @@ def connect(uri: str, timeout_s: float) -> MlflowClient:
     return client
 
 
+def sqlite_file(uri: str) -> Path | None:
+    """The database file of a sqlite store; None for other stores."""
+    return Path(uri.removeprefix("sqlite:///").split("?")[0]) if uri.startswith("sqlite:///") else None
+
+
+def file_identity(uri: str) -> tuple[int, int] | None:
+    """(device, inode) of a sqlite store's file, None if it has none (yet): a client made
+    before the file was deleted or replaced (a store reset by hand) writes on to the old one."""
+    try:
+        st = os.stat(sqlite_file(uri))
+    except (TypeError, OSError):
+        return None
+    return st.st_dev, st.st_ino
+
+
+def forget(uri: str) -> None:
+    """Drop the store and database engine MLflow keeps per URI for the life of the process (their
+    connections still open a deleted sqlite file), so that the next client opens the file there
+    now, or creates it. MLflow's own caches: checked by tests/test_tracking.py."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+    from mlflow.tracking._tracking_service.utils import _tracking_store_registry
+
+    engine = SqlAlchemyStore._engine_map.pop(uri, None)
+    if engine is not None:
+        engine.dispose()
+    _tracking_store_registry._get_store_with_resolved_uri.cache_clear()
+
+
 @contextmanager
 def _creation_lock(uri: str):
-    if not uri.startswith("sqlite:///"):
+    db = sqlite_file(uri)
+    if db is None:
         yield
         return
-    db = Path(uri.removeprefix("sqlite:///").split("?")[0])
     db.parent.mkdir(parents=True, exist_ok=True)
     with open(db.with_name(db.name + ".lock"), "a") as f:
         fcntl.flock(f, fcntl.LOCK_EX)  # blocking: the first process creates, the others wait
@@ -88,15 +116,21 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def curve_png(curve_csv: Path, png: Path, title: str) -> None:
-    """The learning curve of one run (train loss and valid bits/char per epoch) as a PNG."""
-    import csv
-
+def import_pyplot():
+    """matplotlib's pyplot, drawing to files only (no display)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def curve_png(curve_csv: Path, png: Path, title: str) -> None:
+    """The learning curve of one run (train loss and valid bits/char per epoch) as a PNG."""
+    import csv
+
+    plt = import_pyplot()
     with open(curve_csv, encoding="utf-8", newline="") as f:
         rows = list(csv.DictReader(f))
     epochs = [int(r["epoch"]) for r in rows]

@@ -1,5 +1,11 @@
 """DVC and MLflow agree: a grid member DVC restored from its run-cache or a remote, instead of
-running it, is logged from its files. Idempotent: a member is in the store once per params hash."""
+running it, is logged from its files. Idempotent: a member is in the store once per params hash.
+
+Two halves, as for a run: the report stage gathers what each of its runs would log from the
+run's files (`sync`, which never imports mlflow), and the tracking agent, which has mlflow
+imported and the store's client open from the stages before, looks each run up and logs those
+the store lacks (`log_missing`).
+"""
 
 from __future__ import annotations
 
@@ -9,32 +15,38 @@ from pathlib import Path
 
 from pipeline import paths
 from pipeline.config import TrackingConfig
-from pipeline.tracking import store
-from pipeline.tracking.client import final_metrics, flatten, git_tags, outcome, project_root, resolve_store
-
+from pipeline.tracking.client import (
+    AgentConnection,
+    final_metrics,
+    flatten,
+    git_tags,
+    outcome,
+    project_root,
+    resolve_store,
+    store_error,
+)
 
 UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves a local store (README, "Tracking")
 
 
 def sync(cfg: TrackingConfig, rows: list[dict]) -> dict[str, str]:
-    """Log every run of `rows` (the report's rows: results with their cost) missing from the store; returns a link to each
-    run's MLflow page by run id (on the tracking server, or where `mlflow ui` serves a local
-    store)."""
-    if not cfg.enabled or not rows:
+    """Log every run of `rows` (the report's rows: results with their cost) missing from the
+    store; returns a link to each run's MLflow page by run name (on the tracking server, or
+    where `mlflow ui` serves a local store). A store that does not answer is a UserError."""
+    runs = _records(rows) if cfg.enabled else []
+    if not runs:
         return {}
     where = resolve_store(cfg)
-    client = store.connect(where.uri, cfg.timeout_s)
+    conn = AgentConnection()
+    conn.open()
+    conn.send(op="sync", uri=where.uri, artifacts=where.artifacts, timeout_s=cfg.timeout_s,
+              experiment=cfg.experiment, runs=runs)
+    reply = conn.reply()
+    conn.close()
+    if not reply["ok"]:
+        raise store_error(where.uri, reply["error"])
     ui = where.uri.rstrip("/") if where.uri.startswith(("http://", "https://")) else UI
-    links = {}
-    for m in rows:
-        h = m.get("params_hash")
-        if h is None:  # metrics of an older version of the pipeline
-            continue
-        exp = store.experiment_id(client, cfg.experiment.replace("{corpus}", m["corpus"]), where.artifacts)
-        found = store.find_run(client, exp, m["run"], h)
-        run_id = found.info.run_id if found is not None else _log(client, exp, m)
-        links[m["run"]] = f"{ui}/#/experiments/{exp}/runs/{run_id}"
-    return links
+    return {name: f"{ui}/#/experiments/{exp}/runs/{run_id}" for name, (exp, run_id) in reply["runs"].items()}
 
 
 def _number(text: str | None) -> float | None:
@@ -45,29 +57,60 @@ def _number(text: str | None) -> float | None:
         return None
 
 
-def _log(client, exp: str, m: dict) -> str:
-    rd = paths.RunDir(m["run"])
-    # the DVC stage that made the run (results of older versions do not say: the grid's stages)
-    stage = m.get("stage") or f"{'ngram' if m['lm'] == 'ngram' else 'train'}@{m['run']}"
-    config = rd.file(paths.CONFIG)
-    params = json.loads(config.read_text()) if config.is_file() else {k: m[k] for k in ("corpus", "lm") if k in m}
-    tags = {**git_tags(project_root()), "dvc_stage": stage, store.PARAMS_HASH: m["params_hash"],
-            "status": outcome(m), "synced_from": "dvc outputs"}
-    run = client.create_run(exp, run_name=m["run"], tags=tags)
-    run_id = run.info.run_id
-    store.log_batch(client, run_id, params=flatten(params))
-    if rd.curve.is_file():
-        with open(rd.curve, encoding="utf-8", newline="") as f:
-            for row in csv.DictReader(f):
-                store.log_batch(client, run_id, step=int(row["epoch"]),
-                                metrics={k: x for k, v in row.items() if k != "epoch" and (x := _number(v)) is not None})
-    cost = rd.file(paths.COST)
-    for row in json.loads(cost.read_text()).get("per_epoch", []) if cost.is_file() else []:
-        store.log_batch(client, run_id, step=int(row["epoch"]), metrics={k: v for k, v in row.items() if k != "epoch"})
-    store.log_batch(client, run_id, metrics=final_metrics(m))  # the report's rows carry the run's cost too
-    for f in [*(p for p in rd.root.glob("*") if p.is_file()),
-              paths.tokenizer_file(m["corpus"], m.get("unit") or m["lm"])]:
-        if Path(f).is_file():
-            client.log_artifact(run_id, str(Path(f).resolve()))
+def _records(rows: list[dict]) -> list[dict]:
+    """What the store gets of each row's run if it lacks it, read from the run's files here (the
+    agent may run in another folder, and a `dvc exp run --temp` copy is deleted afterwards)."""
+    tags = git_tags(project_root())
+    out = []
+    for m in rows:
+        if m.get("params_hash") is None:  # metrics of an older version of the pipeline
+            continue
+        rd = paths.RunDir(m["run"])
+        # the DVC stage that made the run (results of older versions do not say: the grid's stages)
+        stage = m.get("stage") or f"{'ngram' if m['lm'] == 'ngram' else 'train'}@{m['run']}"
+        config = rd.file(paths.CONFIG)
+        params = json.loads(config.read_text()) if config.is_file() else {k: m[k] for k in ("corpus", "lm") if k in m}
+        steps = []  # (epoch, metrics): the curve's columns, then the epoch's clock from cost.json
+        if rd.curve.is_file():
+            with open(rd.curve, encoding="utf-8", newline="") as f:
+                steps += [(int(row["epoch"]), {k: x for k, v in row.items() if k != "epoch" and (x := _number(v)) is not None})
+                          for row in csv.DictReader(f)]
+        cost = rd.file(paths.COST)
+        steps += [(int(row["epoch"]), {k: v for k, v in row.items() if k != "epoch"})
+                  for row in (json.loads(cost.read_text()).get("per_epoch", []) if cost.is_file() else [])]
+        files = [*(p for p in rd.root.glob("*") if p.is_file()), paths.tokenizer_file(m["corpus"], m.get("unit") or m["lm"])]
+        out.append({
+            "run": m["run"], "corpus": m["corpus"], "params_hash": m["params_hash"],
+            "params": flatten(params),
+            "tags": {**tags, "dvc_stage": stage, "status": outcome(m), "synced_from": "dvc outputs"},
+            "steps": steps,
+            "metrics": final_metrics(m),  # the report's rows carry the run's cost too
+            "files": [str(Path(f).resolve()) for f in files if Path(f).is_file()],
+        })
+    return out
+
+
+def log_missing(client, msg: dict) -> dict[str, tuple[str, str]]:
+    """The agent's half: each run of msg["runs"] (see `_records`) looked up by name and params
+    hash, logged when the store lacks it; returns (experiment id, run id) by run name."""
+    from pipeline.tracking import store
+
+    found = {}
+    for r in msg["runs"]:
+        exp = store.experiment_id(client, msg["experiment"].replace("{corpus}", r["corpus"]), msg["artifacts"])
+        run = store.find_run(client, exp, r["run"], r["params_hash"])
+        found[r["run"]] = (exp, run.info.run_id if run is not None else _log(client, exp, r))
+    return found
+
+
+def _log(client, exp: str, r: dict) -> str:
+    from pipeline.tracking import store
+
+    run_id = client.create_run(exp, run_name=r["run"], tags={**r["tags"], store.PARAMS_HASH: r["params_hash"]}).info.run_id
+    store.log_batch(client, run_id, params=r["params"])
+    store.log_points(client, run_id, [(metrics, step, store.now_ms()) for step, metrics in r["steps"]])
+    store.log_batch(client, run_id, metrics=r["metrics"])
+    for f in r["files"]:
+        client.log_artifact(run_id, f)
     client.set_terminated(run_id, "FINISHED")
     return run_id
