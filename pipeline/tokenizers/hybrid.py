@@ -89,27 +89,33 @@ class HybridTokenizer(WordTokenizer):
     def model_ids(self, ids: np.ndarray) -> np.ndarray:
         return ids[ids < self.n_words]
 
+    def _spelled(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(starts, ends): where each spelling in `ids` begins and where its <eow> is."""
+        spelled = ids >= self.n_words
+        starts = np.flatnonzero((ids[:-1] == self.unk_id) & spelled[1:]) + 1
+        ends = np.flatnonzero(ids == self.n_words + self.eow_id)
+        first = np.searchsorted(ends, starts)  # the first <eow> at or after each start
+        return starts[first < len(ends)], ends[first[first < len(ends)]]  # (a cut stream)
+
     def spellings(self, ids: np.ndarray) -> list[list[int]]:
         """The speller id sequences of the <unk> words in `ids`, in order, each closed by its
         <eow> (the marker's: <eow> alone). An <unk> with no spelling after it (a model stream)
         has none."""
         ids = np.asarray(ids)
-        spelled = ids >= self.n_words
-        starts = np.flatnonzero((ids[:-1] == self.unk_id) & spelled[1:]) + 1
-        ends = np.flatnonzero(ids == self.n_words + self.eow_id)
-        first = np.searchsorted(ends, starts)  # the first <eow> at or after each start
-        starts, ends = starts[first < len(ends)], ends[first[first < len(ends)]]  # (a cut stream)
-        return [(ids[s : e + 1] - self.n_words).tolist() for s, e in zip(starts, ends)]
+        return [(ids[s : e + 1] - self.n_words).tolist() for s, e in zip(*self._spelled(ids))]
 
     def unknowns(self, text: str, ids: np.ndarray) -> tuple[int, int]:
         """(n_oov, n_unk_marker): words the speller cannot spell (a character unseen in train),
         and words that were the corpus' marker (the empty spelling)."""
-        spellings = self.spellings(ids)
-        return sum(self.unk_char_id in s for s in spellings), sum(len(s) == 1 for s in spellings)
+        ids = np.asarray(ids)
+        starts, ends = self._spelled(ids)
+        unseen = np.concatenate([[0], np.cumsum(ids == self.n_words + self.unk_char_id)])  # how many before each index
+        return int(np.count_nonzero(unseen[ends] > unseen[starts])), int(np.count_nonzero(ends == starts))
 
     def n_unk_words(self, ids: np.ndarray) -> int:
         """Words outside the word vocabulary (spelled by the speller); the marker is none."""
-        return sum(len(s) > 1 for s in self.spellings(ids))
+        starts, ends = self._spelled(np.asarray(ids))
+        return int(np.count_nonzero(ends > starts))
 
     def state(self) -> dict:
         return {"vocab": self.vocab, "chars": self.alphabet[2:], "unk_marker": self.unk_marker}
