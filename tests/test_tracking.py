@@ -1,9 +1,11 @@
 """MLflow tracking against real stores: an `mlflow server` on 127.0.0.1, the default sqlite
 file, DVC's queued experiments, a run-cache restore, a kill and resume, an unreachable server."""
 
+import contextlib
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -164,6 +166,31 @@ def test_a_run_dvc_restored_elsewhere_is_logged_once_by_the_report_stage(tmp_pat
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
     assert "error: tracking store http://127.0.0.1:" in r.stderr and "no answer" in r.stderr
     assert (d / "reports/README.md").read_bytes() == report
+
+
+def test_check_params_opens_the_store_ahead_of_the_runs(tmp_path):
+    """The first run of a repro finds mlflow imported and a new store made, not waits for them;
+    with tracking off nothing is started."""
+    d, run = project(tmp_path, MLFLOW_TRACKING_URI="")
+    set_param(d / "params.yaml", "tracking.enabled", False)
+    assert run("dvc", "repro", "check_params").returncode == 0
+    time.sleep(3)
+    assert not (d / "mlflow.db").exists()
+    set_param(d / "params.yaml", "tracking.enabled", True)
+    r = run("dvc", "repro", "check_params")
+    assert r.returncode == 0 and ran(r.stdout) == {"check_params"}, r.stdout + r.stderr
+    deadline = time.monotonic() + 60
+    while True:  # no run yet: the agent made the store on its own (read here without making one)
+        try:
+            with contextlib.closing(sqlite3.connect(f"file:{d / 'mlflow.db'}?mode=ro", uri=True)) as db:
+                names = [name for (name,) in db.execute("select name from experiments")]
+            if names:  # made, with its default experiment
+                break
+        except sqlite3.Error:  # no file yet, or its tables not yet made
+            pass
+        assert time.monotonic() < deadline, "the agent made no store"
+        time.sleep(0.5)
+    assert names == ["Default"]
 
 
 def test_the_report_stage_leaves_mlflow_to_the_agent():

@@ -14,6 +14,6 @@ a connection to the same agent. `store` holds everything that speaks to MLflow, 
 alone; `pipeline/tracking/` is the only package that imports mlflow.
 """
 
-from pipeline.tracking.client import Tracker, resolve_store
+from pipeline.tracking.client import Tracker, resolve_store, warm
 
-__all__ = ["Tracker", "resolve_store"]
+__all__ = ["Tracker", "resolve_store", "warm"]

@@ -14,7 +14,8 @@ no stage has been connected for IDLE_S seconds. Each connection is one run, JSON
                                              store (a study's run annotating its trials' runs)
     {"op": "end", "status", "metrics", "tags", "files", "curve", "run_name"} -> replies {"ok"} or
                                              {"ok": false, "error"}
-A connection may instead be the report stage's sync (pipeline/tracking/sync.py) of the runs DVC
+or one message and no reply: {"op": "warm", "uri", "timeout_s"} opens the store ahead of the
+runs (check_params sends it); or the report stage's sync (pipeline/tracking/sync.py) of the runs DVC
 restored rather than ran:
     {"op": "sync", "uri", "artifacts", "timeout_s", "experiment", "runs"}
                                           -> replies {"ok", "runs": {name: [experiment id, run id]}}
@@ -113,6 +114,8 @@ class _Conn:
             elif msg["op"] == "log" and self.client is not None:
                 store.log_batch(self.client, msg["run_id"], metrics=msg["metrics"], step=msg["step"],
                                 params=msg["params"], tags=msg["tags"])
+            elif msg["op"] == "warm":
+                self.agent.connect(msg["uri"], msg["timeout_s"])
             elif msg["op"] == "sync":
                 self.send(ok=True, runs=self.agent.sync(msg))
             elif msg["op"] == "end" and self.client is not None:
@@ -122,7 +125,7 @@ class _Conn:
                 self.send(ok=True)
         except Exception as e:  # the stage decides what an error means; the agent keeps going
             error = f"{type(e).__name__}: {e}".splitlines()[0]
-            if msg["op"] in ("metrics", "live", "log"):
+            if msg["op"] in ("metrics", "live", "log", "warm"):
                 self.send(warning=f"tracking: {error}")
             else:
                 self.send(ok=False, error=error)

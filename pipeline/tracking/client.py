@@ -121,6 +121,20 @@ class AgentConnection:
             self.sock = None
 
 
+def warm(cfg: TrackingConfig) -> None:
+    """Start the agent if none listens and have it open the store, without waiting for it: the
+    runs that follow find mlflow imported and the store open (a new sqlite store's tables
+    made), seconds they would otherwise wait for. A store that does not answer is left for
+    them to report."""
+    if not cfg.enabled:
+        return
+    conn = AgentConnection()
+    conn.open()
+    conn.send(op="warm", uri=resolve_store(cfg).uri, timeout_s=cfg.timeout_s)
+    if conn.sock is not None:
+        conn.sock.close()  # the agent goes on alone
+
+
 def store_error(uri: str, error: str) -> UserError:
     return UserError(f"tracking store {uri}: {error} (set tracking.enabled: false, "
                      "or tracking.uri / MLFLOW_TRACKING_URI to a store that answers)")
