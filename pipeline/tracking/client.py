@@ -160,10 +160,10 @@ class Tracker(AgentConnection):
         stale = [i for d in stale_dirs if (i := _read_id(d))]
         self.open()
         self.send(op="start", uri=store.uri, artifacts=store.artifacts, timeout_s=cfg.timeout_s,
-                   experiment=cfg.experiment.replace("{corpus}", corpus), run_name=run, resume=resume, stale=stale,
-                   reopen=reopen,
-                   params={k: v for k, v in flatten(params).items()},
-                   tags={**git_tags(project_root()), "dvc_stage": stage, "params_hash": params_hash, **tags})
+                  experiment=cfg.experiment.replace("{corpus}", corpus), run_name=run, resume=resume, stale=stale,
+                  reopen=reopen,
+                  params={k: v for k, v in flatten(params).items()},
+                  tags={**git_tags(project_root()), "dvc_stage": stage, "params_hash": params_hash, **tags})
         self.run_id: str | None = None
 
     def started(self) -> None:
@@ -192,7 +192,7 @@ class Tracker(AgentConnection):
         """An intermediate valid score (train(report_every=...)): valid_bits_per_char_live at its step."""
         if self.enabled and not self.finished_already and "valid_bits_per_char" in point:
             self.send(op="live", metrics={"valid_bits_per_char_live": point["valid_bits_per_char"]},
-                       step=point["step"])
+                      step=point["step"])
 
     def log_run(self, run_id: str, *, metrics: dict | None = None, step: int = 0, params: dict | None = None,
                 tags: dict | None = None) -> None:
@@ -200,7 +200,7 @@ class Tracker(AgentConnection):
         printed by the agent): how a study's run tags and annotates its trials' runs."""
         if self.enabled and run_id:
             self.send(op="log", run_id=run_id, metrics=metrics or {}, step=step, params=params or {},
-                       tags=tags or {})
+                      tags=tags or {})
 
     # the end ---------------------------------------------------------------------------------
     def finish(self, metrics: dict, files: list[Path], curve: Path | None) -> None:
@@ -211,9 +211,9 @@ class Tracker(AgentConnection):
             return
         if not self.finished_already:
             self.send(op="end", status="FINISHED", metrics=final_metrics(metrics), tags={"status": outcome(metrics)},
-                       files=[str(Path(f).resolve()) for f in files if Path(f).is_file()],
-                       curve=str(Path(curve).resolve()) if curve and Path(curve).is_file() else None,
-                       run_name=self.run_name)
+                      files=[str(Path(f).resolve()) for f in files if Path(f).is_file()],
+                      curve=str(Path(curve).resolve()) if curve and Path(curve).is_file() else None,
+                      run_name=self.run_name)
             reply = self.reply()
             if not reply["ok"]:
                 print(f"warning: tracking store {self.uri}: {reply['error']}", file=sys.stderr)

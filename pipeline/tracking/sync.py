@@ -9,12 +9,12 @@ the store lacks (`log_missing`).
 
 from __future__ import annotations
 
-import csv
-import json
 from pathlib import Path
 
 from pipeline import paths
+from pipeline.artifacts import read_curve
 from pipeline.config import TrackingConfig
+from pipeline.io import read_json
 from pipeline.tracking.client import (
     AgentConnection,
     final_metrics,
@@ -69,16 +69,16 @@ def _records(rows: list[dict]) -> list[dict]:
         # the DVC stage that made the run (results of older versions do not say: the grid's stages)
         stage = m.get("stage") or f"{'ngram' if m['lm'] == 'ngram' else 'train'}@{m['run']}"
         config = rd.file(paths.CONFIG)
-        params = json.loads(config.read_text()) if config.is_file() else {k: m[k] for k in ("corpus", "lm") if k in m}
-        steps = []  # (epoch, metrics): the curve's columns, then the epoch's clock from cost.json
-        if rd.curve.is_file():
-            with open(rd.curve, encoding="utf-8", newline="") as f:
-                steps += [(int(row["epoch"]), {k: x for k, v in row.items() if k != "epoch" and (x := _number(v)) is not None})
-                          for row in csv.DictReader(f)]
-        cost = rd.file(paths.COST)
+        params = read_json(config) if config.is_file() else {k: m[k] for k in ("corpus", "lm") if k in m}
+        # (epoch, metrics): the curve's numbers, then each epoch's clock from cost.json
+        curve = read_curve(rd.curve) if rd.curve.is_file() else []
+        cost = read_json(rd.file(paths.COST)) if rd.file(paths.COST).is_file() else {}
+        steps = [(int(row["epoch"]), {k: x for k, v in row.items() if k != "epoch" and (x := _number(v)) is not None})
+                 for row in curve]
         steps += [(int(row["epoch"]), {k: v for k, v in row.items() if k != "epoch"})
-                  for row in (json.loads(cost.read_text()).get("per_epoch", []) if cost.is_file() else [])]
-        files = [*(p for p in rd.root.glob("*") if p.is_file()), paths.tokenizer_file(m["corpus"], m.get("unit") or m["lm"])]
+                  for row in cost.get("per_epoch", [])]
+        files = [*(p for p in rd.root.glob("*") if p.is_file()),
+                 paths.tokenizer_file(m["corpus"], m.get("unit") or m["lm"])]
         out.append({
             "run": m["run"], "corpus": m["corpus"], "params_hash": m["params_hash"],
             "params": flatten(params),
@@ -106,7 +106,8 @@ def log_missing(client, msg: dict) -> dict[str, tuple[str, str]]:
 def _log(client, exp: str, r: dict) -> str:
     from pipeline.tracking import store
 
-    run_id = client.create_run(exp, run_name=r["run"], tags={**r["tags"], store.PARAMS_HASH: r["params_hash"]}).info.run_id
+    tags = {**r["tags"], store.PARAMS_HASH: r["params_hash"]}
+    run_id = client.create_run(exp, run_name=r["run"], tags=tags).info.run_id
     store.log_batch(client, run_id, params=r["params"])
     store.log_points(client, run_id, [(metrics, step, store.now_ms()) for step, metrics in r["steps"]])
     store.log_batch(client, run_id, metrics=r["metrics"])
