@@ -107,9 +107,3 @@ def write_curve(path: str | os.PathLike, records: list[dict]) -> None:
     w.writeheader()
     w.writerows(records)
     write_text(path, buf.getvalue())
-
-
-def read_curve(path: str | os.PathLike) -> list[dict[str, str]]:
-    """The rows of a curve file, values as written (strings)."""
-    with open(path, encoding="utf-8", newline="") as f:
-        return list(csv.DictReader(f))

@@ -10,6 +10,7 @@ the rename itself survives a crash.
 from __future__ import annotations
 
 import contextlib
+import csv
 import errno
 import fcntl
 import functools
@@ -119,6 +120,12 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
 def read_json(path: str | os.PathLike) -> Any:
     with open(path, encoding="utf-8") as f:
         return json.load(f)
+
+
+def read_csv(path: str | os.PathLike) -> list[dict[str, str]]:
+    """The rows of a CSV file with a header line (a run's curve), values as written (strings)."""
+    with open(path, encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(f))
 
 
 def sha256_file(path: str | os.PathLike) -> str:

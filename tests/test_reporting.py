@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from pipeline import paths
-from pipeline.artifacts import read_curve, write_curve, write_segments
+from pipeline.artifacts import write_curve, write_segments
+from pipeline.io import read_csv
 from pipeline.config import GridConfig, parse_params
 from pipeline.errors import UserError
 from pipeline.evaluation import Segments
@@ -394,7 +395,7 @@ def test_samples_are_escaped_and_curves_may_grow_columns_and_rows(project):
         {"epoch": 1.5, "train_loss": float("nan"), "step": 30},
         {"epoch": 2, "train_loss": 3.5, "valid_bits_per_char": 1.7, "step": 40},
     ])
-    assert read_curve(paths.curve_file("c-word-lstm-0.0-5"))[0]["valid_bits_per_char"] == ""
+    assert read_csv(paths.curve_file("c-word-lstm-0.0-5"))[0]["valid_bits_per_char"] == ""
     render(runs, scoped_params(grid))
     page = (paths.REPORTS / "index.html").read_text()
     assert "<pre>&lt;b&gt;KING&lt;/b&gt; &amp; ``` fool\nx</pre>" in page
@@ -418,7 +419,7 @@ def test_curve_file_round_trip(tmp_path):
                {"epoch": 2, "lr": 0.25, "valid_bits_per_char": 2.25, "extra": 7}]
     write_curve(tmp_path / "c.csv", records)
     assert (tmp_path / "c.csv").read_text().splitlines()[0] == "epoch,lr,valid_bits_per_char,extra"
-    assert read_curve(tmp_path / "c.csv") == [
+    assert read_csv(tmp_path / "c.csv") == [
         {"epoch": "1", "lr": "0.5", "valid_bits_per_char": "2.5", "extra": ""},
         {"epoch": "2", "lr": "0.25", "valid_bits_per_char": "2.25", "extra": "7"},
     ]

@@ -32,7 +32,7 @@ import torch
 import yaml
 
 from pipeline import paths
-from pipeline.artifacts import read_curve
+from pipeline.io import read_csv
 from pipeline.io import read_json
 from tests.helpers import ROOT, dvc_project, ran, repo_params, write_scenes
 
@@ -211,7 +211,7 @@ def assert_same_run(run: str, resumed: Path, reference: Path) -> None:
     assert m["test"] is not None and not m["diverged"] and m["epochs"] >= 2, m
     for f in (rd.result, rd.metrics, rd.curve):
         assert (resumed / f).read_bytes() == (reference / f).read_bytes(), f
-    assert len(read_curve(resumed / rd.curve)) == m["epochs"]
+    assert len(read_csv(resumed / rd.curve)) == m["epochs"]
     assert read_json(resumed / rd.file(paths.COST))["wall_s"] > 0
     assert_same_weights(resumed / rd.file(paths.WEIGHTS), reference / rd.file(paths.WEIGHTS))
 

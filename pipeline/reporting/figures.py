@@ -7,7 +7,7 @@ import itertools
 import math
 
 from pipeline import paths
-from pipeline.artifacts import read_curve
+from pipeline.io import read_csv
 from pipeline.reporting.analysis import Effect
 from pipeline.reporting.runs import FACTORS, Design, bpc, closed_vocab, scored
 
@@ -163,7 +163,7 @@ def curves_figure(rows: list[dict], design: Design) -> bytes:
             f = paths.curve_file(m["run"])
             if m["lm"] != lm or w is None or not f.is_file():
                 continue
-            recs = read_curve(f)
+            recs = read_csv(f)
             kw = dict(color=style["cell"].get(w["cell"], "k"), ls=style["dropout"].get(w["dropout"], "-"),
                       marker=style["clip"].get(w["clip"], "o"), lw=1.2, ms=4, alpha=0.85)
             for ax, key in ((top, "valid_bits_per_char"), (bottom, "train_loss")):

@@ -14,6 +14,8 @@ from pathlib import Path
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
+from pipeline.io import read_csv
+
 PARAMS_HASH = "params_hash"  # tag: with the run name, what makes a grid member's run unique
 
 
@@ -128,11 +130,8 @@ def import_pyplot():
 
 def curve_png(curve_csv: Path, png: Path, title: str) -> None:
     """The learning curve of one run (train loss and valid bits/char per epoch) as a PNG."""
-    import csv
-
     plt = import_pyplot()
-    with open(curve_csv, encoding="utf-8", newline="") as f:
-        rows = list(csv.DictReader(f))
+    rows = read_csv(curve_csv)
     epochs = [int(r["epoch"]) for r in rows]
     fig, ax = plt.subplots(figsize=(5, 3.2))
     ax.plot(epochs, [float(r["train_loss"]) / math.log(2) for r in rows], marker="o", label="train (bits/token)")

@@ -12,9 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline import paths
-from pipeline.artifacts import read_curve
 from pipeline.config import TrackingConfig
-from pipeline.io import read_json
+from pipeline.io import read_csv, read_json
 from pipeline.tracking.client import (
     AgentConnection,
     final_metrics,
@@ -71,7 +70,7 @@ def _records(rows: list[dict]) -> list[dict]:
         config = rd.file(paths.CONFIG)
         params = read_json(config) if config.is_file() else {k: m[k] for k in ("corpus", "lm") if k in m}
         # (epoch, metrics): the curve's numbers, then each epoch's clock from cost.json
-        curve = read_curve(rd.curve) if rd.curve.is_file() else []
+        curve = read_csv(rd.curve) if rd.curve.is_file() else []
         cost = read_json(rd.file(paths.COST)) if rd.file(paths.COST).is_file() else {}
         steps = [(int(row["epoch"]), {k: x for k, v in row.items() if k != "epoch" and (x := _number(v)) is not None})
                  for row in curve]
