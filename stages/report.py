@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> None:
     tuned = collect_tuned(params.tune.targets)
     # MLflow holds every run shown, also those DVC restored instead of running; rows link to them
     shown = collect(runs) + [t.tuned for t in tuned]
-    links = sync(params.tracking, shown) if params.tracking.enabled else {}
+    links = sync(params.tracking, shown)  # none with tracking off
     render(runs, params, links, tuned)
 
 

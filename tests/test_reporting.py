@@ -14,11 +14,10 @@ import yaml
 
 from pipeline import paths
 from pipeline.artifacts import write_curve, write_segments
-from pipeline.io import read_csv
 from pipeline.config import GridConfig, parse_params
 from pipeline.errors import UserError
 from pipeline.evaluation import Segments
-from pipeline.io import write_json, write_text
+from pipeline.io import read_csv, write_json, write_text
 from pipeline.reporting import expected_runs, render
 from pipeline.reporting.analysis import main_effects
 from pipeline.reporting.runs import collect, design

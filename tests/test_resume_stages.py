@@ -32,8 +32,7 @@ import torch
 import yaml
 
 from pipeline import paths
-from pipeline.io import read_csv
-from pipeline.io import read_json
+from pipeline.io import read_csv, read_json
 from tests.helpers import ROOT, dvc_project, ran, repo_params, write_scenes
 
 pytestmark = pytest.mark.slow

@@ -105,18 +105,20 @@ class AgentConnection:
             return {"ok": False, "error": f"the tracking agent did not answer ({e})"}
         return {"ok": False, "error": f"the tracking agent exited (its log: {agent.socket_path().with_suffix('.log')})"}
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
         """End the connection; the agent closes its side once it is done with what it was sent
-        (a run not finished: ended KILLED), waited for here, so the store is settled on return."""
+        (a run not finished: ended KILLED), waited for here unless `wait` is False, so the store
+        is settled on return."""
         if self.sock is not None:
             try:
                 self.wfile.close()
                 self.sock.shutdown(socket.SHUT_WR)
                 self.sock.settimeout(CLOSE_TIMEOUT_S)
-                while self.reply().get("ok", True):  # until end of input: warnings printed meanwhile
+                while wait and self.reply().get("ok", True):  # until end of input: warnings printed meanwhile
                     pass
             except OSError:
                 pass
+            self.rfile.close()  # the socket stays open while a file made from it is
             self.sock.close()
             self.sock = None
 
@@ -131,8 +133,7 @@ def warm(cfg: TrackingConfig) -> None:
     conn = AgentConnection()
     conn.open()
     conn.send(op="warm", uri=resolve_store(cfg).uri, timeout_s=cfg.timeout_s)
-    if conn.sock is not None:
-        conn.sock.close()  # the agent goes on alone
+    conn.close(wait=False)  # the agent goes on alone
 
 
 def store_error(uri: str, error: str) -> UserError:

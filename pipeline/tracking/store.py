@@ -43,11 +43,12 @@ def sqlite_file(uri: str) -> Path | None:
 def file_identity(uri: str) -> tuple[int, int] | None:
     """(device, inode) of a sqlite store's file, None if it has none (yet): a client made
     before the file was deleted or replaced (a store reset by hand) writes on to the old one."""
+    db = sqlite_file(uri)
     try:
-        st = os.stat(sqlite_file(uri))
-    except (TypeError, OSError):
+        st = db.stat() if db is not None else None
+    except OSError:
         return None
-    return st.st_dev, st.st_ino
+    return (st.st_dev, st.st_ino) if st is not None else None
 
 
 def forget(uri: str) -> None:
